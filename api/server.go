@@ -1,0 +1,191 @@
+// Package api is webhookd's HTTP API: Echo routes, middleware, handlers and the one table
+// that turns error codes into the error envelope.
+package api
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"time"
+
+	"github.com/cert-ix/webhookd/delivery"
+	"github.com/cert-ix/webhookd/registry"
+	"github.com/labstack/echo/v4"
+)
+
+// Registry is what the API needs of the store. Methods return *registry.Error with
+// WEBHOOK_NOT_FOUND, DELIVERY_NOT_FOUND, INVALID_API_KEY, SERVICE_UNAVAILABLE or DATABASE_ERROR.
+type Registry interface {
+	Ping(ctx context.Context) error
+	Now() time.Time
+	LookupAPIKey(ctx context.Context, plain string) (*registry.APIKey, error)
+	Tenant(ctx context.Context, id string) (*registry.Tenant, error)
+	CreateEndpoint(ctx context.Context, tid string, n registry.NewEndpoint) (*registry.Endpoint, error)
+	Endpoint(ctx context.Context, tid, eid string) (*registry.Endpoint, error)
+	ListEndpoints(ctx context.Context, tid, status string, pg registry.Page) ([]*registry.Endpoint, int, error)
+	UpdateEndpoint(ctx context.Context, tid, eid string, p registry.EndpointPatch) (*registry.Endpoint, error)
+	DeleteEndpoint(ctx context.Context, tid, eid string) error
+	RotateSecret(ctx context.Context, tid, eid, secret string, grace time.Duration) (*registry.Endpoint, error)
+	Delivery(ctx context.Context, tid, eid, did string, withAttempts bool) (*registry.Delivery, error)
+	ListDeliveries(ctx context.Context, tid, eid, status string, pg registry.Page) ([]*registry.Delivery, int, error)
+	AllowRequest(ctx context.Context, keyID string, perMinute int) (registry.RateResult, error)
+	Usage(ctx context.Context, tid string) (registry.Usage, error)
+}
+
+var _ Registry = (*registry.Store)(nil)
+
+// Deliveries is what the API needs of the delivery engine. Methods return *registry.Error
+// with WEBHOOK_DISABLED, QUOTA_EXCEEDED, KAFKA_ERROR and the registry's codes.
+type Deliveries interface {
+	Publish(ctx context.Context, p delivery.PublishRequest) (*delivery.Published, error)
+	SendTest(ctx context.Context, tid, eid string) (*registry.Delivery, error)
+	Retry(ctx context.Context, tid, eid, did string) (*registry.Delivery, error)
+	Enable(ctx context.Context, tid, eid string) (*registry.Endpoint, int, error)
+	Disable(ctx context.Context, tid, eid string) (*registry.Endpoint, error)
+}
+
+var _ Deliveries = (*delivery.Service)(nil)
+
+// Prober checks that a URL answers; an error means WEBHOOK_URL_UNREACHABLE.
+type Prober func(ctx context.Context, url string) error
+
+// Config configures the API server. Zero values mean defaults.
+type Config struct {
+	Registry   Registry
+	Deliveries Deliveries
+	Probe      Prober
+	Logger     *slog.Logger
+	// TrustedProxies are the peers whose X-Forwarded-For is believed.
+	TrustedProxies []netip.Prefix
+	// BodyLimit caps request bodies; default 256 KiB.
+	BodyLimit int64
+	// DefaultRateLimit applies to keys without their own limit; default 600 per minute.
+	DefaultRateLimit int
+	// UnavailableRetryAfter is the Retry-After (seconds) sent with 503; default 5.
+	UnavailableRetryAfter int
+	// Extra mounts more routes (metrics, dashboards) on the same Echo instance.
+	Extra func(e *echo.Echo)
+	// Observe, when set, is told of every request (for metrics).
+	Observe func(method, route string, status int, d time.Duration)
+}
+
+// Server is the HTTP API.
+type Server struct {
+	cfg  Config
+	log  *slog.Logger
+	echo *echo.Echo
+}
+
+// New validates cfg and builds the routes.
+func New(cfg Config) (*Server, error) {
+	if cfg.Registry == nil || cfg.Deliveries == nil || cfg.Probe == nil {
+		return nil, errors.New("api: Registry, Deliveries and Probe are required")
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.BodyLimit == 0 {
+		cfg.BodyLimit = 256 << 10
+	}
+	if cfg.DefaultRateLimit == 0 {
+		cfg.DefaultRateLimit = 600
+	}
+	if cfg.UnavailableRetryAfter == 0 {
+		cfg.UnavailableRetryAfter = 5
+	}
+	s := &Server{cfg: cfg, log: cfg.Logger}
+	s.echo = s.routes()
+	return s, nil
+}
+
+// Handler returns the server's http.Handler.
+func (s *Server) Handler() http.Handler { return s.echo }
+
+// Echo returns the underlying Echo instance.
+func (s *Server) Echo() *echo.Echo { return s.echo }
+
+// Serve serves on l until ctx ends, then shuts down gracefully within grace.
+func (s *Server) Serve(ctx context.Context, l net.Listener, grace time.Duration) error {
+	srv := &http.Server{Handler: s.echo, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second,
+		ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelWarn)}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(l) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), grace)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		return err
+	}
+	if err := <-errc; !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
+
+func (s *Server) routes() *echo.Echo {
+	e := echo.New()
+	e.HideBanner, e.HidePort = true, true
+	e.HTTPErrorHandler = s.handleError
+	e.IPExtractor = s.ipExtractor()
+	e.Use(s.requestID, s.accessLog, s.recoverPanic, s.limitBody)
+	e.GET("/healthz", s.healthz)
+	e.GET("/readyz", s.readyz)
+	e.GET("/openapi.yaml", s.openapi)
+
+	// Authentication is route middleware, not group middleware, and there is no RouteNotFound:
+	// Echo serves both as a catch-all 404 route, which it prefers over 405 for a known path
+	// with the wrong method. Its own 404 and 405 become NOT_FOUND and METHOD_NOT_ALLOWED.
+	v1 := e.Group("/api/v1")
+	auth := s.authenticate
+	read := s.requireScope(registry.ScopeWebhooksRead)
+	write := s.requireScope(registry.ScopeWebhooksWrite)
+	ids := s.knownIDs
+	v1.POST("/webhooks", s.createWebhook, auth, write)
+	v1.GET("/webhooks", s.listWebhooks, auth, read)
+	v1.GET("/webhooks/:id", s.getWebhook, auth, read, ids)
+	v1.PATCH("/webhooks/:id", s.patchWebhook, auth, write, ids)
+	v1.DELETE("/webhooks/:id", s.deleteWebhook, auth, write, ids)
+	v1.GET("/webhooks/:id/secret", s.getSecret, auth, write, ids)
+	v1.POST("/webhooks/:id/rotate-secret", s.rotateSecret, auth, write, ids)
+	v1.POST("/webhooks/:id/test", s.testWebhook, auth, write, ids)
+	v1.GET("/webhooks/:id/deliveries", s.listDeliveries, auth, read, ids)
+	v1.GET("/webhooks/:id/deliveries/:deliveryId", s.getDelivery, auth, read, ids)
+	v1.POST("/webhooks/:id/deliveries/:deliveryId/retry", s.retryDelivery, auth, write, ids)
+	v1.POST("/events", s.publishEvent, auth, s.requireScope(registry.ScopeEventsWrite))
+	v1.GET("/usage", s.usage, auth)
+	if s.cfg.Extra != nil {
+		s.cfg.Extra(e)
+	}
+	return e
+}
+
+func (s *Server) ipExtractor() echo.IPExtractor {
+	opts := []echo.TrustOption{echo.TrustLoopback(false), echo.TrustLinkLocal(false), echo.TrustPrivateNet(false)}
+	for _, p := range s.cfg.TrustedProxies {
+		n := &net.IPNet{IP: net.IP(p.Addr().AsSlice()), Mask: net.CIDRMask(p.Bits(), p.Addr().BitLen())}
+		opts = append(opts, echo.TrustIPRange(n))
+	}
+	xff := echo.ExtractIPFromXFFHeader(opts...)
+	if len(s.cfg.TrustedProxies) == 0 {
+		return echo.ExtractIPDirect()
+	}
+	return xff
+}
+
+func (s *Server) healthz(c echo.Context) error {
+	return c.JSON(http.StatusOK, map[string]any{"success": true, "data": map[string]string{"status": "ok"}})
+}
+
+func (s *Server) readyz(c echo.Context) error {
+	if err := s.cfg.Registry.Ping(c.Request().Context()); err != nil {
+		return registry.Wrap(registry.CodeServiceUnavailable, err)
+	}
+	return c.JSON(http.StatusOK, map[string]any{"success": true, "data": map[string]string{"status": "ready"}})
+}

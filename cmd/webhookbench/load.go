@@ -1,0 +1,114 @@
+package main
+
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// publishFunc publishes one event stamped sentAt and returns its id: through the API for
+// webhookd, straight into asynq for the baseline.
+type publishFunc func(ctx context.Context, sentAt time.Time, seq int) (string, error)
+
+// loadResult is what one publishing phase did.
+type loadResult struct {
+	mu       sync.Mutex
+	ids      []string        // accepted event ids
+	rtts     []time.Duration // round trip of every accepted publish
+	rejected int
+	firstErr string
+	// skipped counts paced publishes not sent because maxInFlight were still waiting for
+	// their answer: the open loop stays bounded instead of piling up goroutines.
+	skipped    int
+	start, end time.Time
+}
+
+// timed calls pub and records its answer and round trip.
+func (r *loadResult) timed(ctx context.Context, pub publishFunc, sentAt time.Time, seq int) {
+	start := time.Now()
+	id, err := pub(ctx, sentAt, seq)
+	r.add(id, err, time.Since(start))
+}
+
+func (r *loadResult) add(id string, err error, rtt time.Duration) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if err != nil {
+		r.rejected++
+		if r.firstErr == "" {
+			r.firstErr = err.Error()
+		}
+		return
+	}
+	r.ids = append(r.ids, id)
+	r.rtts = append(r.rtts, rtt)
+}
+
+// rate is accepted events per second over the phase.
+func (r *loadResult) rate() float64 { return perSecond(len(r.ids), r.end.Sub(r.start)) }
+
+// publishClosed publishes n events from workers closed-loop publishers: each sends the next
+// event as soon as the previous one is answered.
+func publishClosed(ctx context.Context, n, workers int, pub publishFunc) *loadResult {
+	res := &loadResult{ids: make([]string, 0, n), start: time.Now()}
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range min(workers, n) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for ctx.Err() == nil {
+				seq := int(next.Add(1)) - 1
+				if seq >= n {
+					return
+				}
+				res.timed(ctx, pub, time.Now(), seq)
+			}
+		}()
+	}
+	wg.Wait()
+	res.end = time.Now()
+	return res
+}
+
+// publishPaced publishes rate events per second for d, open loop: each event is sent at its
+// scheduled time whatever happened to earlier ones, and stamped with that time, so a stalled
+// server shows up as latency instead of as a slower sender.
+func publishPaced(ctx context.Context, rate float64, d time.Duration, maxInFlight int, pub publishFunc) *loadResult {
+	n := int(rate * d.Seconds())
+	res := &loadResult{ids: make([]string, 0, n), start: time.Now()}
+	interval := time.Duration(float64(time.Second) / rate)
+	sem := make(chan struct{}, maxInFlight)
+	var wg sync.WaitGroup
+	for i := 0; i < n && ctx.Err() == nil; i++ {
+		at := res.start.Add(time.Duration(i) * interval)
+		if wait := time.Until(at); wait > 0 {
+			sleepCtx(ctx, wait)
+		}
+		select {
+		case sem <- struct{}{}:
+		default:
+			res.mu.Lock()
+			res.skipped++
+			res.mu.Unlock()
+			continue
+		}
+		wg.Add(1)
+		go func(seq int) {
+			defer func() { <-sem; wg.Done() }()
+			res.timed(ctx, pub, at, seq)
+		}(i)
+	}
+	wg.Wait()
+	res.end = time.Now()
+	return res
+}
+
+// perSecond is n per d in seconds; 0 when d is 0.
+func perSecond(n int, d time.Duration) float64 {
+	if d <= 0 {
+		return 0
+	}
+	return float64(n) / d.Seconds()
+}

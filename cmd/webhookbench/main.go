@@ -1,0 +1,193 @@
+// Command webhookbench is webhookd's published load benchmark. It starts its own
+// redis-server and a webhookd subprocess built from this module, runs HTTPS receivers that
+// verify every signature, publishes events through the real API and reports throughput,
+// publish→receipt latency, losses and duplicates, Redis commands and memory per delivery, and
+// the same figures for a bare asynq baseline measured in the same run.
+//
+//	go run ./cmd/webhookbench --scenario all --runs 3
+//	go run ./cmd/webhookbench --smoke            # correctness only, a few seconds (CI)
+//
+// Everything it starts listens on loopback only, and every loop is bounded in count and time.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	switch {
+	case errors.Is(err, flag.ErrHelp):
+	case err != nil:
+		fmt.Fprintln(os.Stderr, "webhookbench:", err)
+		os.Exit(1)
+	}
+}
+
+// scenarioNames lists every scenario in the order --scenario all runs them.
+var scenarioNames = []string{"flood", "baseline", "paced", "fanout", "slow", "failing", "memory"}
+
+// smokeScenarios are the ones --smoke runs: those that check webhookd's correctness.
+var smokeScenarios = []string{"flood", "paced", "fanout", "slow", "failing"}
+
+// options are the command-line flags.
+type options struct {
+	Scenario         string        `json:"scenario"`
+	Events           int           `json:"events"`
+	Publishers       int           `json:"publishers"`
+	Duration         time.Duration `json:"duration"`
+	Rate             float64       `json:"rate"`
+	Concurrency      int           `json:"concurrency"`
+	Runs             int           `json:"runs"`
+	FanoutEndpoints  int           `json:"fanoutEndpoints"`
+	SlowDelay        time.Duration `json:"slowDelay"`
+	SlowRate         float64       `json:"slowRate"`
+	SlowDuration     time.Duration `json:"slowDuration"`
+	FailingEndpoints int           `json:"failingEndpoints"`
+	FailingBad       int           `json:"failingBad"`
+	MemEvents        int           `json:"memEvents"`
+	MemEndpoints     int           `json:"memEndpoints"`
+	Smoke            bool          `json:"smoke"`
+	JSONPath         string        `json:"-"`
+	RedisURL         string        `json:"-"`
+	Target           string        `json:"target,omitempty"`
+	Key              string        `json:"-"`
+	WebhookdBin      string        `json:"-"`
+	CADir            string        `json:"-"`
+	Keep             bool          `json:"-"`
+}
+
+func parseOptions(args []string, stderr io.Writer) (*options, error) {
+	o := &options{}
+	fs := flag.NewFlagSet("webhookbench", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&o.Scenario, "scenario", "all", "flood, paced, fanout, slow, failing, baseline, memory or all (comma-separated list allowed)")
+	fs.IntVar(&o.Events, "events", 50000, "events published by flood and baseline (failing publishes events/failing-endpoints)")
+	fs.IntVar(&o.Publishers, "publishers", 32, "closed-loop publishers of flood, failing and baseline")
+	fs.DurationVar(&o.Duration, "duration", 30*time.Second, "how long paced publishes")
+	fs.Float64Var(&o.Rate, "rate", 100, "events per second of paced")
+	fs.IntVar(&o.Concurrency, "concurrency", 64, "delivery concurrency of webhookd (--concurrency) and of the baseline's asynq server")
+	fs.IntVar(&o.Runs, "runs", 3, "runs of each scenario; the report shows each figure's median and every run")
+	fs.IntVar(&o.FanoutEndpoints, "fanout-endpoints", 1000, "endpoints the fanout scenario's one event goes to")
+	fs.DurationVar(&o.SlowDelay, "slow-delay", 200*time.Millisecond, "delay of the slow receiver per request")
+	fs.Float64Var(&o.SlowRate, "slow-rate", 400, "events per second of the slow scenario (400 × 200ms needs 80 workers: more than the default 64)")
+	fs.DurationVar(&o.SlowDuration, "slow-duration", 10*time.Second, "how long the slow scenario publishes")
+	fs.IntVar(&o.FailingEndpoints, "failing-endpoints", 10, "endpoints of the failing scenario")
+	fs.IntVar(&o.FailingBad, "failing-bad", 2, "how many of them always answer 500")
+	fs.IntVar(&o.MemEvents, "mem-events", 2000, "events published for the Redis memory measurement")
+	fs.IntVar(&o.MemEndpoints, "mem-endpoints", 10, "endpoints of the Redis memory measurement")
+	fs.BoolVar(&o.Smoke, "smoke", false, "correctness only: a few hundred events, exits non-zero on any loss, duplicate or bad signature")
+	fs.StringVar(&o.JSONPath, "json", "", "also write the results as JSON to this file")
+	fs.StringVar(&o.RedisURL, "redis-url", "", "use this Redis instead of starting redis-server; it must be a dedicated database: the bench empties it (FLUSHDB) before every run")
+	fs.StringVar(&o.Target, "target", "", "benchmark an already running webhookd at this loopback URL instead of starting one (needs --key)")
+	fs.StringVar(&o.Key, "key", "", "API key of --target, with webhooks:read, webhooks:write and events:write")
+	fs.StringVar(&o.WebhookdBin, "webhookd-bin", "", "use this webhookd binary instead of building ./cmd/webhookd")
+	fs.StringVar(&o.CADir, "ca-dir", "", "keep the receivers' CA (ca.pem, ca.key) here and reuse it; give ca.pem to a --target webhookd as WEBHOOKD_EXTRA_CA_FILE")
+	fs.BoolVar(&o.Keep, "keep", false, "keep the work directory (webhookd and redis logs)")
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if o.Smoke {
+		o.smokeDefaults()
+	}
+	return o, o.validate()
+}
+
+// smokeDefaults shrinks every scenario to seconds; correctness is all smoke checks.
+func (o *options) smokeDefaults() {
+	if o.Scenario == "all" {
+		o.Scenario = strings.Join(smokeScenarios, ",")
+	}
+	o.Events, o.Publishers, o.Runs = 300, 8, 1
+	o.Duration, o.Rate = 2*time.Second, 50
+	o.FanoutEndpoints = 20
+	o.SlowRate, o.SlowDuration = 20, 2*time.Second
+	o.FailingEndpoints, o.FailingBad = 5, 1
+	o.MemEvents, o.MemEndpoints = 100, 2
+}
+
+func (o *options) validate() error {
+	for _, s := range o.scenarios() {
+		if !contains(scenarioNames, s) {
+			return fmt.Errorf("unknown scenario %q (want %s or all)", s, strings.Join(scenarioNames, ", "))
+		}
+	}
+	if o.Events < 1 || o.Publishers < 1 || o.Runs < 1 || o.Concurrency < 1 || o.FanoutEndpoints < 1 ||
+		o.Rate <= 0 || o.SlowRate <= 0 || o.Duration <= 0 || o.SlowDuration <= 0 || o.MemEvents < 1 || o.MemEndpoints < 1 {
+		return errors.New("counts, rates and durations must be positive")
+	}
+	if o.FailingBad < 0 || o.FailingBad >= o.FailingEndpoints {
+		return errors.New("--failing-bad must be at least 0 and less than --failing-endpoints")
+	}
+	if (o.Target == "") != (o.Key == "") {
+		return errors.New("--target and --key go together")
+	}
+	if o.Target != "" && !isLoopbackURL(o.Target) {
+		return errors.New("--target must be a loopback URL such as http://127.0.0.1:8080")
+	}
+	return nil
+}
+
+// scenarios expands --scenario.
+func (o *options) scenarios() []string {
+	if o.Scenario == "all" {
+		return scenarioNames
+	}
+	var out []string
+	for _, s := range strings.Split(o.Scenario, ",") {
+		if s = strings.TrimSpace(s); s != "" {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+func contains(list []string, s string) bool {
+	for _, v := range list {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}
+
+// run is the whole program, with its environment passed in so the smoke test runs it
+// in-process.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	o, err := parseOptions(args, stderr)
+	if err != nil {
+		return err
+	}
+	b, err := newBench(ctx, o, stderr)
+	if err != nil {
+		return err
+	}
+	defer b.close()
+	results := b.runAll(ctx)
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	rep := newReport(b, results)
+	rep.print(stdout)
+	if o.JSONPath != "" {
+		if err := rep.writeJSON(o.JSONPath); err != nil {
+			return err
+		}
+	}
+	if n := rep.problems(); n > 0 {
+		b.opt.Keep = true // the logs explain the problems
+		return fmt.Errorf("%d correctness problem(s): see the report", n)
+	}
+	return nil
+}

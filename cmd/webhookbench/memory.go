@@ -1,0 +1,154 @@
+package main
+
+import (
+	"cmp"
+	"context"
+	"fmt"
+	"maps"
+	"regexp"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/cert-ix/webhookd/delivery"
+	"github.com/hibiken/asynq"
+)
+
+// memory measures Redis memory per pending delivery. webhookd runs with --role api and no
+// worker: a fan-out of up to 32 endpoints is made at publish, so every delivery is created and
+// queued, and stays pending.
+//
+// The event's own share (its payload, stored once and shared by all its deliveries) is
+// measured with a control tenant that has no endpoints: its events, once fanned out, are
+// exactly the shared part. So: per event = control delta ÷ M, and per pending delivery =
+// (delta of the tenant with K endpoints − M × per event) ÷ (M × K).
+func (b *bench) memory(ctx context.Context) (*runResult, error) {
+	if b.opt.Target != "" || b.rdb == nil {
+		return nil, errSkipped
+	}
+	e, err := b.setup(ctx, "api", nil)
+	if err != nil {
+		return nil, err
+	}
+	defer e.close(ctx)
+	if b.opt.MemEndpoints > inlineFanout {
+		return nil, fmt.Errorf("--mem-endpoints must be at most %d: larger fan-outs need a worker", inlineFanout)
+	}
+	insp := asynq.NewInspectorFromRedisClient(b.rdb)
+	r := &runResult{}
+	m := b.opt.MemEvents
+	// A first, unmeasured phase grows webhookd's Redis connection pool (each connection has
+	// buffers counted in used_memory) and creates asynq's per-queue keys.
+	if _, err := e.memoryPhase(ctx, insp, nil, 0, 8*b.opt.Publishers); err != nil {
+		return nil, err
+	}
+	control, err := e.memoryPhase(ctx, insp, r, 0, m)
+	if err != nil {
+		return nil, err
+	}
+	perEvent := float64(control) / float64(m)
+	withEndpoints, err := e.memoryPhase(ctx, insp, r, b.opt.MemEndpoints, m)
+	if err != nil {
+		return nil, err
+	}
+	n := m * b.opt.MemEndpoints
+	r.add("event with payload, fanned out: Redis memory/event", "B", perEvent)
+	r.add("pending delivery beyond the event: Redis memory/delivery", "B", (float64(withEndpoints)-float64(m)*perEvent)/float64(n))
+	if err := e.memoryBreakdown(ctx, r, n); err != nil {
+		r.note("key breakdown failed: %v", err)
+	}
+	return r, nil
+}
+
+// memoryPhase publishes m events to a new tenant with k endpoints, waits until their
+// deliveries are queued, and returns the growth of used_memory.
+func (e *env) memoryPhase(ctx context.Context, insp *asynq.Inspector, r *runResult, k, m int) (int64, error) {
+	b := e.b
+	tid, key, err := b.newTenantKey(ctx)
+	if err != nil {
+		return 0, err
+	}
+	api := newAPIClient(e.wd.base, key, b.opt.Publishers)
+	defer api.close()
+	sub := &env{b: b, api: api, rec: e.rec}
+	rcv, err := e.receiver(receiverConfig{})
+	if err != nil {
+		return 0, err
+	}
+	if _, err := sub.register(ctx, rcv, labels(fmt.Sprintf("m%d-", k), k), 200); err != nil {
+		return 0, err
+	}
+	m0, err := usedMemory(ctx, b.rdb)
+	if err != nil {
+		return 0, err
+	}
+	load := publishClosed(ctx, m, b.opt.Publishers, sub.publisher())
+	if load.rejected > 0 {
+		return 0, fmt.Errorf("%d publishes rejected; first: %s", load.rejected, load.firstErr)
+	}
+	if err := e.queued(ctx, insp, len(load.ids)*k); err != nil {
+		return 0, fmt.Errorf("tenant %s: %w", tid, err)
+	}
+	m2, err := usedMemory(ctx, b.rdb)
+	return m2 - m0, err
+}
+
+// inlineFanout is webhookd's default largest fan-out made at publish.
+const inlineFanout = 32
+
+// queued waits until the queue holds at least pending tasks (no worker runs).
+func (e *env) queued(ctx context.Context, insp *asynq.Inspector, pending int) error {
+	if pending == 0 {
+		return nil
+	}
+	return poll(ctx, 2*time.Minute, func() (bool, error) {
+		d, err := insp.GetQueueInfo(delivery.Queue)
+		return err == nil && d.Pending >= pending, nil
+	})
+}
+
+// idPattern matches the ids in key names, so keys group by kind.
+var idPattern = regexp.MustCompile(`[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}|evt_[0-9a-f]{32}|:[0-9]+$`)
+
+// keyKind replaces the ids in a key name by "*" and a trailing number by ":N".
+func keyKind(key string) string {
+	return idPattern.ReplaceAllStringFunc(key, func(s string) string {
+		if strings.HasPrefix(s, ":") {
+			return ":N"
+		}
+		return "*"
+	})
+}
+
+// memoryBreakdown notes MEMORY USAGE summed by kind of key, per pending delivery: where the
+// bytes are. It reads every key, so it runs once, after the measurement.
+func (e *env) memoryBreakdown(ctx context.Context, r *runResult, deliveries int) error {
+	sums := make(map[string]int64)
+	var cursor uint64
+	for range 100000 {
+		keys, next, err := e.b.rdb.Scan(ctx, cursor, "*", 1000).Result()
+		if err != nil {
+			return err
+		}
+		pipe := e.b.rdb.Pipeline()
+		for _, k := range keys {
+			pipe.MemoryUsage(ctx, k, 0)
+		}
+		cmds, _ := pipe.Exec(ctx)
+		for i, c := range cmds {
+			if n, err := c.(interface{ Result() (int64, error) }).Result(); err == nil {
+				sums[keyKind(keys[i])] += n
+			}
+		}
+		if cursor = next; cursor == 0 {
+			break
+		}
+	}
+	kinds := slices.SortedFunc(maps.Keys(sums), func(a, b string) int { return cmp.Compare(sums[b], sums[a]) })
+	var parts []string
+	for _, k := range kinds[:min(8, len(kinds))] {
+		parts = append(parts, fmt.Sprintf("%s %.0f B", k, float64(sums[k])/float64(deliveries)))
+	}
+	r.note("MEMORY USAGE of all keys (both tenants) by kind, divided by the pending deliveries: %s", strings.Join(parts, "; "))
+	return nil
+}

@@ -1,0 +1,212 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// child is a subprocess the bench started and must stop: redis-server or webhookd.
+type child struct {
+	name    string
+	cmd     *exec.Cmd
+	done    chan struct{}
+	err     error
+	logPath string
+}
+
+// startChild starts name with args and env (nil: the bench's own), its output in logPath.
+// The child gets SIGKILL if the bench dies, so no run leaves servers behind.
+func startChild(name string, args, env []string, logPath string) (*child, error) {
+	logf, err := os.Create(logPath)
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.Command(name, args...)
+	cmd.Env = env
+	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := spawn(cmd); err != nil {
+		logf.Close()
+		return nil, fmt.Errorf("start %s: %w", name, err)
+	}
+	c := &child{name: name, cmd: cmd, done: make(chan struct{}), logPath: logPath}
+	go func() {
+		c.err = cmd.Wait()
+		logf.Close()
+		close(c.done)
+	}()
+	return c, nil
+}
+
+func (c *child) pid() int { return c.cmd.Process.Pid }
+
+// exited reports whether the child is gone already.
+func (c *child) exited() bool {
+	select {
+	case <-c.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// stop sends SIGTERM, waits up to grace, then kills.
+func (c *child) stop(grace time.Duration) {
+	if c.exited() {
+		return
+	}
+	_ = c.cmd.Process.Signal(syscall.SIGTERM)
+	t := time.NewTimer(grace)
+	defer t.Stop()
+	select {
+	case <-c.done:
+	case <-t.C:
+		_ = c.cmd.Process.Kill()
+		<-c.done
+	}
+}
+
+// tail returns the last lines of the child's log, for error messages.
+func (c *child) tail() string {
+	b, _ := os.ReadFile(c.logPath)
+	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+	if len(lines) > 8 {
+		lines = lines[len(lines)-8:]
+	}
+	return strings.Join(lines, "\n")
+}
+
+// spawnc carries start requests to the one goroutine that starts children.
+var spawnc = make(chan spawnRequest)
+
+type spawnRequest struct {
+	cmd  *exec.Cmd
+	done chan error
+}
+
+// spawn starts cmd from a goroutine locked to its OS thread for the bench's lifetime. The
+// kernel sends Pdeathsig when the thread that forked a child ends, not the process, and Go
+// may end threads (go.dev/issue/27505): a child forked from any other thread could be
+// killed in the middle of a run.
+func spawn(cmd *exec.Cmd) error {
+	spawnOnce.Do(func() {
+		go func() {
+			runtime.LockOSThread() // never unlocked: the thread lives as long as the bench
+			for req := range spawnc {
+				req.done <- req.cmd.Start()
+			}
+		}()
+	})
+	req := spawnRequest{cmd: cmd, done: make(chan error, 1)}
+	spawnc <- req
+	return <-req.done
+}
+
+var spawnOnce sync.Once
+
+// freePort returns a loopback TCP port that was free a moment ago.
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+// startRedis runs redis-server from PATH on a free loopback port without persistence.
+func startRedis(ctx context.Context, dir string) (*child, string, error) {
+	port, err := freePort()
+	if err != nil {
+		return nil, "", err
+	}
+	args := []string{"--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+		"--dir", dir, "--daemonize", "no", "--protected-mode", "yes"}
+	c, err := startChild("redis-server", args, nil, dir+"/redis.log")
+	if err != nil {
+		return nil, "", err
+	}
+	url := fmt.Sprintf("redis://127.0.0.1:%d/0", port)
+	if err := waitRedis(ctx, url, c); err != nil {
+		c.stop(time.Second)
+		return nil, "", err
+	}
+	return c, url, nil
+}
+
+func waitRedis(ctx context.Context, url string, c *child) error {
+	opt, err := redis.ParseURL(url)
+	if err != nil {
+		return err
+	}
+	rdb := redis.NewClient(opt)
+	defer rdb.Close()
+	return poll(ctx, 10*time.Second, func() (bool, error) {
+		if c.exited() {
+			return false, errors.New("redis-server exited: " + c.tail())
+		}
+		return rdb.Ping(ctx).Err() == nil, nil
+	})
+}
+
+// poll calls f every 20ms until it is done, fails, or limit passes.
+func poll(ctx context.Context, limit time.Duration, f func() (bool, error)) error {
+	deadline := time.Now().Add(limit)
+	for {
+		ok, err := f()
+		if err != nil || ok {
+			return err
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("not ready after %s", limit)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+// moduleRoot is the directory of the go.mod of the module being benchmarked.
+func moduleRoot(ctx context.Context) (string, error) {
+	out, err := exec.CommandContext(ctx, "go", "env", "GOMOD").Output()
+	if err != nil {
+		return "", fmt.Errorf("go env GOMOD: %w", err)
+	}
+	gomod := strings.TrimSpace(string(out))
+	if gomod == "" || gomod == os.DevNull {
+		return "", errors.New("run webhookbench inside the webhookd module (or pass --webhookd-bin)")
+	}
+	return strings.TrimSuffix(gomod, "/go.mod"), nil
+}
+
+// buildWebhookd builds ./cmd/webhookd of this module into dir once.
+func buildWebhookd(ctx context.Context, dir string) (string, error) {
+	root, err := moduleRoot(ctx)
+	if err != nil {
+		return "", err
+	}
+	bin := dir + "/webhookd"
+	cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, "./cmd/webhookd")
+	cmd.Dir = root
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Run(); err != nil {
+		return "", fmt.Errorf("go build ./cmd/webhookd: %w\n%s", err, stderr.String())
+	}
+	return bin, nil
+}

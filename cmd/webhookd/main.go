@@ -1,0 +1,70 @@
+// Command webhookd is the webhook delivery service of the Cert-IX Scan API: `webhookd serve`
+// runs the API and the delivery workers; `webhookd tenants ...` and `webhookd keys ...` are the
+// admin commands.
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
+	stop()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "webhookd:", err)
+		os.Exit(exitCode(err))
+	}
+}
+
+const usage = `usage:
+  webhookd serve [--role api|worker|all] [flags]     (webhookd serve --help lists every setting)
+  webhookd tenants create --name N [--monthly-event-quota Q]
+  webhookd tenants suspend|resume ID
+  webhookd keys create --tenant ID --scopes a,b [--expires RFC3339] [--allowed-ips ip-or-cidr,...]
+                       [--allowed-scan-types zap,nmap,...] [--rate-limit-per-minute N] [--name N]
+  webhookd keys revoke|suspend|resume ID
+  webhookd keys list --tenant ID
+  webhookd version`
+
+type usageError struct{ msg string }
+
+func (e usageError) Error() string { return e.msg }
+
+func exitCode(err error) int {
+	if _, ok := err.(usageError); ok {
+		return 2
+	}
+	return 1
+}
+
+// run is the whole program, with its environment passed in so tests can run it in-process.
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		return usageError{usage}
+	}
+	switch args[0] {
+	case "serve":
+		c, err := parseServe(args[1:], getenv, stderr)
+		if err != nil {
+			return usageError{err.Error()}
+		}
+		return serve(ctx, c, stdout, stderr, nil)
+	case "tenants":
+		return adminTenants(ctx, args[1:], getenv, stdout, stderr)
+	case "keys":
+		return adminKeys(ctx, args[1:], getenv, stdout, stderr)
+	case "version":
+		fmt.Fprintln(stdout, "webhookd", version)
+		return nil
+	case "help", "-h", "--help":
+		fmt.Fprintln(stdout, usage)
+		return nil
+	}
+	return usageError{"unknown command " + args[0] + "\n" + usage}
+}

@@ -1,0 +1,150 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/cert-ix/webhookd/registry"
+	"github.com/hibiken/asynq"
+	"github.com/redis/go-redis/v9"
+)
+
+// redisConn is the one Redis (or cluster) everything shares: go-redis for the registry and
+// asynq's connection options for the queue.
+type redisConn struct {
+	client   redis.UniversalClient
+	asynq    asynq.RedisConnOpt
+	embedded *registry.Embedded
+	describe string
+}
+
+func (r *redisConn) Close() {
+	_ = r.client.Close()
+	if r.embedded != nil {
+		r.embedded.Close()
+	}
+}
+
+func connectRedis(ctx context.Context, c *Config, log *slog.Logger) (*redisConn, error) {
+	r := &redisConn{}
+	switch {
+	case c.RedisClusterAddrs != "":
+		addrs := splitList(c.RedisClusterAddrs)
+		r.client = newClusterClient(addrs)
+		r.asynq = clusterConnOpt{addrs}
+		r.describe = "redis cluster " + strings.Join(addrs, ",")
+	case c.RedisURL != "":
+		opt, err := redis.ParseURL(c.RedisURL)
+		if err != nil {
+			return nil, fmt.Errorf("REDIS_URL: %w", redactURLError(err))
+		}
+		r.client = redis.NewClient(opt)
+		r.asynq = asynq.RedisClientOpt{Network: opt.Network, Addr: opt.Addr, Username: opt.Username,
+			Password: opt.Password, DB: opt.DB, TLSConfig: opt.TLSConfig, PoolSize: opt.PoolSize}
+		r.describe = "redis " + opt.Addr
+	default:
+		e, err := registry.StartEmbedded("127.0.0.1:0")
+		if err != nil {
+			return nil, fmt.Errorf("start embedded redis: %w", err)
+		}
+		r.embedded = e
+		r.client = redis.NewClient(&redis.Options{Addr: e.Addr()})
+		r.asynq = syncerConnOpt{asynq.RedisClientOpt{Addr: e.Addr()}}
+		r.describe = "embedded redis " + e.Addr()
+		log.Warn("REDIS_URL is unset: using an EMBEDDED in-process Redis. ALL DATA IS IN MEMORY ONLY and is lost when webhookd stops. Set REDIS_URL for anything but a trial.",
+			"redisAddr", e.Addr())
+		return r, nil
+	}
+	r.asynq = syncerConnOpt{r.asynq}
+	pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	v, err := registry.CheckVersion(pctx, r.client)
+	if err != nil {
+		r.Close()
+		return nil, err
+	}
+	log.Info("connected to redis", "redis", r.describe, "version", v)
+	return r, nil
+}
+
+// clusterStateReloadInterval bounds how long a cluster client keeps sending a failed master's
+// slots to the dead node. go-redis reloads its slot map on MOVED, but a master that crashed
+// answers nothing, so with go-redis's default (60s) the promoted replica would go unused for
+// up to a minute after a failover. A reload is one CLUSTER SLOTS, only while commands flow.
+const clusterStateReloadInterval = time.Second
+
+func newClusterClient(addrs []string) *redis.ClusterClient {
+	return redis.NewClusterClient(&redis.ClusterOptions{Addrs: addrs, ClusterStateReloadInterval: clusterStateReloadInterval})
+}
+
+// clusterConnOpt is asynq.RedisClusterClientOpt with webhookd's cluster options (that type
+// cannot carry ClusterStateReloadInterval), so the asynq server's own client reloads as often.
+type clusterConnOpt struct{ addrs []string }
+
+func (o clusterConnOpt) MakeRedisClient() any { return newClusterClient(o.addrs) }
+
+// syncerConnOpt gives the asynq server's Redis client uncancelHook.
+type syncerConnOpt struct{ asynq.RedisConnOpt }
+
+func (o syncerConnOpt) MakeRedisClient() any {
+	c := o.RedisConnOpt.MakeRedisClient()
+	if u, ok := c.(redis.UniversalClient); ok {
+		u.AddHook(uncancelHook{})
+	}
+	return c
+}
+
+// uncancelHook works around asynq v0.26 (since hibiken/asynq#926): when marking a task done or
+// scheduling its retry fails (Redis restarting, a cluster failover), asynq's syncer retries the
+// write every 5s, but with the context of the first try, which asynq has already cancelled.
+// Every retry then fails at once, and the task waits for lease recovery (60-120s) although
+// Redis came back in seconds. The asynq server passes no other cancelled context, so a command
+// whose context is cancelled gets a fresh one with a short timeout instead; the syncer itself
+// drops a retry once the task's lease has passed.
+type uncancelHook struct{}
+
+const uncancelTimeout = 5 * time.Second
+
+func uncancel(ctx context.Context) (context.Context, context.CancelFunc) {
+	if errors.Is(ctx.Err(), context.Canceled) {
+		return context.WithTimeout(context.WithoutCancel(ctx), uncancelTimeout)
+	}
+	return ctx, func() {}
+}
+
+func (uncancelHook) DialHook(next redis.DialHook) redis.DialHook { return next }
+
+func (uncancelHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		ctx, cancel := uncancel(ctx)
+		defer cancel()
+		return next(ctx, cmd)
+	}
+}
+
+func (uncancelHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		ctx, cancel := uncancel(ctx)
+		defer cancel()
+		return next(ctx, cmds)
+	}
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// redactURLError keeps a password in REDIS_URL out of messages.
+func redactURLError(err error) error {
+	return fmt.Errorf("invalid Redis URL (%s)", strings.SplitN(err.Error(), ":", 2)[0])
+}

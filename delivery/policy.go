@@ -1,0 +1,145 @@
+package delivery
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/cenkalti/backoff/v4"
+	"github.com/hibiken/asynq"
+)
+
+// ErrInvalidPolicy is wrapped by RetryPolicy.Validate.
+var ErrInvalidPolicy = errors.New("invalid retry policy")
+
+// Default retry schedule: 5s, 15s, 45s, ... capped at 8h, ten attempts in all, which
+// spreads the retries over about twelve and a half hours.
+const (
+	defaultRetryInitialInterval     = 5 * time.Second
+	defaultRetryMultiplier          = 3.0
+	defaultRetryMaxInterval         = 8 * time.Hour
+	defaultRetryMaxAttempts         = 10
+	defaultRetryRandomizationFactor = 0.25
+)
+
+// Delay steps the backoff n+1 times; past this many steps the interval has long reached
+// MaxInterval for any sane policy, so a huge n from a task cannot make us spin.
+const maxBackoffSteps = 1024
+
+// RetryPolicy is the retry schedule. Zero values mean defaults. Because a zero
+// RandomizationFactor means the default, a negative one is how to ask for no jitter.
+type RetryPolicy struct {
+	InitialInterval     time.Duration
+	Multiplier          float64
+	MaxInterval         time.Duration
+	MaxAttempts         int // first attempt included
+	RandomizationFactor float64
+}
+
+// WithDefaults returns p with every zero field set to its default.
+func (p RetryPolicy) WithDefaults() RetryPolicy {
+	if p.InitialInterval == 0 {
+		p.InitialInterval = defaultRetryInitialInterval
+	}
+	if p.Multiplier == 0 {
+		p.Multiplier = defaultRetryMultiplier
+	}
+	if p.MaxInterval == 0 {
+		p.MaxInterval = defaultRetryMaxInterval
+	}
+	if p.MaxAttempts == 0 {
+		p.MaxAttempts = defaultRetryMaxAttempts
+	}
+	if p.RandomizationFactor == 0 {
+		p.RandomizationFactor = defaultRetryRandomizationFactor
+	}
+	return p
+}
+
+// Validate reports whether p, after defaults, describes a usable schedule.
+func (p RetryPolicy) Validate() error {
+	p = p.WithDefaults()
+	switch {
+	case p.InitialInterval < 0 || p.MaxInterval < 0:
+		return fmt.Errorf("%w: intervals must be positive", ErrInvalidPolicy)
+	case p.InitialInterval > p.MaxInterval:
+		return fmt.Errorf("%w: initial interval %s exceeds max interval %s", ErrInvalidPolicy, p.InitialInterval, p.MaxInterval)
+	case !(p.Multiplier >= 1):
+		return fmt.Errorf("%w: multiplier %g is below 1", ErrInvalidPolicy, p.Multiplier)
+	case p.MaxAttempts < 1:
+		return fmt.Errorf("%w: max attempts %d is below 1", ErrInvalidPolicy, p.MaxAttempts)
+	case p.RandomizationFactor > 1:
+		return fmt.Errorf("%w: randomization factor %g is above 1", ErrInvalidPolicy, p.RandomizationFactor)
+	}
+	return nil
+}
+
+// MaxRetry is the number of retries after the first attempt, for asynq.MaxRetry.
+func (p RetryPolicy) MaxRetry() int {
+	return p.WithDefaults().MaxAttempts - 1
+}
+
+// Delay returns the wait after the n-th failed attempt (n = 0 after the first attempt).
+// It builds a fresh ExponentialBackOff per call, because that type is stateful and not safe
+// for concurrent use, which makes Delay safe to call from any number of workers.
+func (p RetryPolicy) Delay(n int) time.Duration {
+	p = p.WithDefaults()
+	b := &backoff.ExponentialBackOff{
+		InitialInterval:     p.InitialInterval,
+		RandomizationFactor: max(p.RandomizationFactor, 0),
+		Multiplier:          p.Multiplier,
+		MaxInterval:         p.MaxInterval,
+		MaxElapsedTime:      0,
+		Stop:                backoff.Stop,
+		Clock:               backoff.SystemClock,
+	}
+	b.Reset()
+	var d time.Duration
+	for range min(max(n, 0), maxBackoffSteps) + 1 {
+		d = b.NextBackOff()
+	}
+	return d
+}
+
+// Next returns the wait before the next attempt after the n-th failed one (n = 0 after the
+// first attempt): Delay(n), at least retryAfter when the receiver asked for one, and never more
+// than MaxInterval.
+func (p RetryPolicy) Next(n int, retryAfter time.Duration) time.Duration {
+	p = p.WithDefaults()
+	return min(max(p.Delay(n), retryAfter), p.MaxInterval)
+}
+
+// RetryError is returned by the delivery handler when an attempt should be retried. It carries
+// the delay the handler already chose and recorded as the delivery's nextAttemptAt, so the one
+// retry loop (asynq's) waits exactly that long.
+type RetryError struct {
+	Delay time.Duration
+	// Throttled is true when the receiver answered 429 or 503 with Retry-After: not a failure.
+	Throttled bool
+}
+
+// Error describes the retry without naming the endpoint: it ends up in asynq's task record,
+// which is not tenant-scoped.
+func (e *RetryError) Error() string {
+	if e.Throttled {
+		return fmt.Sprintf("receiver throttled: retry in %s", e.Delay)
+	}
+	return fmt.Sprintf("attempt failed: retry in %s", e.Delay)
+}
+
+// RetryDelayFunc matches asynq.RetryDelayFunc: the delay a RetryError carries, else Next(n, 0)
+// for any other error (a handler that failed before it could record an attempt).
+func (p RetryPolicy) RetryDelayFunc(n int, err error, _ *asynq.Task) time.Duration {
+	var re *RetryError
+	if errors.As(err, &re) {
+		return re.Delay
+	}
+	return p.Next(n, 0)
+}
+
+// IsFailure is for asynq.Config.IsFailure: a throttled attempt is not a failure, so asynq does
+// not count it against the task's retries (the handler bounds attempts itself).
+func IsFailure(err error) bool {
+	var re *RetryError
+	return err != nil && !(errors.As(err, &re) && re.Throttled)
+}

@@ -1,0 +1,235 @@
+package delivery
+
+import (
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+)
+
+// defaultSchedule is the unjittered default schedule, one entry per retry.
+var defaultSchedule = []time.Duration{
+	5 * time.Second,
+	15 * time.Second,
+	45 * time.Second,
+	2*time.Minute + 15*time.Second,
+	6*time.Minute + 45*time.Second,
+	20*time.Minute + 15*time.Second,
+	time.Hour + 45*time.Second,
+	3*time.Hour + 2*time.Minute + 15*time.Second,
+	8 * time.Hour,
+	8 * time.Hour,
+}
+
+var noJitter = RetryPolicy{RandomizationFactor: -1}
+
+func TestRetryPolicyDelayWithoutJitter(t *testing.T) {
+	for n, want := range defaultSchedule {
+		t.Run(fmt.Sprint(n), func(t *testing.T) {
+			if got := noJitter.Delay(n); got != want {
+				t.Errorf("Delay(%d) = %s, want %s", n, got, want)
+			}
+		})
+	}
+}
+
+func TestRetryPolicyDelayOutOfRange(t *testing.T) {
+	tests := []struct {
+		n    int
+		want time.Duration
+	}{
+		{-1, 5 * time.Second},
+		{50, 8 * time.Hour},
+		{1 << 40, 8 * time.Hour},
+	}
+	for _, tt := range tests {
+		t.Run(fmt.Sprint(tt.n), func(t *testing.T) {
+			if got := noJitter.Delay(tt.n); got != tt.want {
+				t.Errorf("Delay(%d) = %s, want %s", tt.n, got, tt.want)
+			}
+		})
+	}
+}
+
+func TestRetryPolicyDelayJitter(t *testing.T) {
+	var p RetryPolicy // all defaults, factor 0.25
+	for n, base := range defaultSchedule {
+		t.Run(fmt.Sprint(n), func(t *testing.T) {
+			lo := time.Duration(float64(base) * 0.75)
+			// The backoff library's interval is inclusive of its upper bound, plus 1ns.
+			hi := time.Duration(float64(base)*1.25) + 1
+			for range 200 {
+				if got := p.Delay(n); got < lo || got > hi {
+					t.Fatalf("Delay(%d) = %s, want within [%s, %s]", n, got, lo, hi)
+				}
+			}
+		})
+	}
+}
+
+func TestRetryPolicyDelayConcurrent(t *testing.T) {
+	var wg sync.WaitGroup
+	var p RetryPolicy
+	for g := range 16 {
+		wg.Go(func() {
+			for i := range 200 {
+				n := (g + i) % len(defaultSchedule)
+				if got := noJitter.Delay(n); got != defaultSchedule[n] {
+					t.Errorf("Delay(%d) = %s, want %s", n, got, defaultSchedule[n])
+					return
+				}
+				_ = p.Delay(n)
+			}
+		})
+	}
+	wg.Wait()
+}
+
+func TestRetryPolicyWithDefaults(t *testing.T) {
+	got := RetryPolicy{}.WithDefaults()
+	want := RetryPolicy{
+		InitialInterval:     5 * time.Second,
+		Multiplier:          3,
+		MaxInterval:         8 * time.Hour,
+		MaxAttempts:         10,
+		RandomizationFactor: 0.25,
+	}
+	if got != want {
+		t.Errorf("WithDefaults() = %+v, want %+v", got, want)
+	}
+	custom := RetryPolicy{InitialInterval: time.Second, Multiplier: 2, MaxInterval: time.Minute, MaxAttempts: 3, RandomizationFactor: 0.1}
+	if got := custom.WithDefaults(); got != custom {
+		t.Errorf("WithDefaults() changed set fields: got %+v, want %+v", got, custom)
+	}
+}
+
+func TestRetryPolicyValidate(t *testing.T) {
+	tests := []struct {
+		name    string
+		policy  RetryPolicy
+		wantErr bool
+	}{
+		{"zero means defaults", RetryPolicy{}, false},
+		{"no jitter", noJitter, false},
+		{"constant interval", RetryPolicy{Multiplier: 1, InitialInterval: time.Minute, MaxInterval: time.Minute}, false},
+		{"full jitter", RetryPolicy{RandomizationFactor: 1}, false},
+		{"multiplier below 1", RetryPolicy{Multiplier: 0.5}, true},
+		{"negative multiplier", RetryPolicy{Multiplier: -2}, true},
+		{"negative attempts", RetryPolicy{MaxAttempts: -1}, true},
+		{"negative initial", RetryPolicy{InitialInterval: -time.Second}, true},
+		{"negative max", RetryPolicy{MaxInterval: -time.Second}, true},
+		{"initial above max", RetryPolicy{InitialInterval: time.Hour, MaxInterval: time.Minute}, true},
+		{"initial above default max", RetryPolicy{InitialInterval: 9 * time.Hour}, true},
+		{"jitter above 1", RetryPolicy{RandomizationFactor: 1.5}, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := tt.policy.Validate()
+			if gotErr := err != nil; gotErr != tt.wantErr {
+				t.Fatalf("Validate() = %v, want error: %t", err, tt.wantErr)
+			}
+			if err != nil && !errors.Is(err, ErrInvalidPolicy) {
+				t.Errorf("Validate() = %v, want it to wrap ErrInvalidPolicy", err)
+			}
+		})
+	}
+}
+
+func TestRetryPolicyMaxRetry(t *testing.T) {
+	tests := []struct {
+		policy RetryPolicy
+		want   int
+	}{
+		{RetryPolicy{}, 9},
+		{RetryPolicy{MaxAttempts: 1}, 0},
+		{RetryPolicy{MaxAttempts: 25}, 24},
+	}
+	for _, tt := range tests {
+		t.Run(fmt.Sprint(tt.policy.MaxAttempts), func(t *testing.T) {
+			if got := tt.policy.MaxRetry(); got != tt.want {
+				t.Errorf("MaxRetry() = %d, want %d", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestRetryPolicyNext(t *testing.T) {
+	tests := []struct {
+		name       string
+		n          int
+		retryAfter time.Duration
+		want       time.Duration
+	}{
+		{"no retry-after", 2, 0, 45 * time.Second},
+		{"retry-after shorter than schedule", 2, 10 * time.Second, 45 * time.Second},
+		{"retry-after longer than schedule", 0, 10 * time.Minute, 10 * time.Minute},
+		{"retry-after beyond cap", 0, 72 * time.Hour, 8 * time.Hour},
+		{"schedule at cap", 9, 9 * time.Hour, 8 * time.Hour},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := noJitter.Next(tt.n, tt.retryAfter); got != tt.want {
+				t.Errorf("Next(%d, %s) = %s, want %s", tt.n, tt.retryAfter, got, tt.want)
+			}
+		})
+	}
+}
+
+func TestNextCapsJitter(t *testing.T) {
+	var p RetryPolicy
+	for range 100 {
+		if got := p.Next(9, time.Hour); got > 8*time.Hour {
+			t.Fatalf("Next = %s, want at most 8h", got)
+		}
+	}
+}
+
+func TestRetryPolicyRetryDelayFunc(t *testing.T) {
+	tests := []struct {
+		name string
+		n    int
+		err  error
+		want time.Duration
+	}{
+		{"plain error uses the schedule", 2, errors.New("redis down"), 45 * time.Second},
+		{"retry error carries its delay", 2, &RetryError{Delay: 7 * time.Second}, 7 * time.Second},
+		{"wrapped retry error", 0, fmt.Errorf("deliver: %w", &RetryError{Delay: time.Hour, Throttled: true}), time.Hour},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := noJitter.RetryDelayFunc(tt.n, tt.err, nil); got != tt.want {
+				t.Errorf("RetryDelayFunc(%d, %v) = %s, want %s", tt.n, tt.err, got, tt.want)
+			}
+		})
+	}
+}
+
+func TestIsFailure(t *testing.T) {
+	tests := []struct {
+		name string
+		err  error
+		want bool
+	}{
+		{"nil", nil, false},
+		{"plain", errors.New("boom"), true},
+		{"failed attempt", &RetryError{Delay: time.Second}, true},
+		{"throttled", &RetryError{Delay: time.Second, Throttled: true}, false},
+		{"wrapped throttled", fmt.Errorf("deliver: %w", &RetryError{Throttled: true}), false},
+		{"blocked", ErrBlockedAddress, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := IsFailure(tt.err); got != tt.want {
+				t.Errorf("IsFailure(%v) = %t, want %t", tt.err, got, tt.want)
+			}
+		})
+	}
+}
+
+func TestRetryErrorMessage(t *testing.T) {
+	got := (&RetryError{Delay: 90 * time.Second, Throttled: true}).Error()
+	if want := "receiver throttled: retry in 1m30s"; got != want {
+		t.Errorf("Error() = %q, want %q", got, want)
+	}
+}

@@ -1,0 +1,31 @@
+package delivery
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"time"
+)
+
+// ErrUnreachable is wrapped by Probe when no HTTP answer came back from a webhook URL.
+var ErrUnreachable = errors.New("webhook url unreachable")
+
+const defaultProbeTimeout = 5 * time.Second
+
+// Probe makes one real HEAD request to url, sending userAgent, bounded by ctx and timeout
+// (default 5s). Any HTTP answer counts as reachable whatever its status, since receivers
+// often reject HEAD or unsigned requests; DNS failure, refused connection, TLS failure,
+// timeout or a blocked address yield an error wrapping ErrUnreachable (and, if blocked,
+// ErrBlockedAddress). The error message never contains the URL's path or query.
+func Probe(ctx context.Context, client *http.Client, url, userAgent string, timeout time.Duration) error {
+	if timeout <= 0 {
+		timeout = defaultProbeTimeout
+	}
+	header := http.Header{"User-Agent": []string{userAgent}}
+	res := attempt(ctx, client, http.MethodHead, url, header, nil, timeout)
+	if res.Err != nil {
+		return fmt.Errorf("%w: %w", ErrUnreachable, res.Err)
+	}
+	return nil
+}

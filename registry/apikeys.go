@@ -1,0 +1,240 @@
+package registry
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net/netip"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// KeyPrefix starts every plain API key.
+const KeyPrefix = "cix_sk_"
+
+const (
+	keyIDLen     = 16
+	keySecretLen = 32
+	base62       = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+)
+
+// NewKeyParams describes a key to create.
+type NewKeyParams struct {
+	TenantID           string
+	Name               string
+	Scopes             []string
+	AllowedScanTypes   []string
+	AllowedIPAddresses []string
+	ExpiresAt          *time.Time
+	RateLimitPerMinute int
+}
+
+// Validate checks scopes, scan types and IP entries.
+func (p NewKeyParams) Validate() error {
+	if len(p.Scopes) == 0 {
+		return errors.New("at least one scope is required")
+	}
+	for _, sc := range p.Scopes {
+		if !contains(Scopes, sc) {
+			return fmt.Errorf("unknown scope %q (valid: %s)", sc, strings.Join(Scopes, ", "))
+		}
+	}
+	for _, st := range p.AllowedScanTypes {
+		if !IsScanType(st) {
+			return fmt.Errorf("unknown scan type %q", st)
+		}
+	}
+	for _, ip := range p.AllowedIPAddresses {
+		if _, err := ParseIPOrCIDR(ip); err != nil {
+			return err
+		}
+	}
+	if p.RateLimitPerMinute < 0 {
+		return errors.New("rate limit per minute must be 0 (service default) or positive")
+	}
+	return nil
+}
+
+// ParseIPOrCIDR accepts "203.0.113.7" or "203.0.113.0/24" (and IPv6 forms).
+func ParseIPOrCIDR(s string) (netip.Prefix, error) {
+	if strings.Contains(s, "/") {
+		p, err := netip.ParsePrefix(s)
+		if err != nil {
+			return netip.Prefix{}, fmt.Errorf("invalid CIDR %q", s)
+		}
+		return p.Masked(), nil
+	}
+	a, err := netip.ParseAddr(s)
+	if err != nil {
+		return netip.Prefix{}, fmt.Errorf("invalid IP address %q", s)
+	}
+	a = a.Unmap()
+	return netip.PrefixFrom(a, a.BitLen()), nil
+}
+
+// CreateAPIKey stores a new key and returns it with the plain key, which is never stored
+// and cannot be shown again. The plain key is "cix_sk_" + 16 base62 characters naming the
+// key + 32 base62 secret characters (190 bits) from crypto/rand.
+func (s *Store) CreateAPIKey(ctx context.Context, p NewKeyParams) (*APIKey, string, error) {
+	if err := p.Validate(); err != nil {
+		return nil, "", err
+	}
+	t, err := s.Tenant(ctx, p.TenantID)
+	if err != nil {
+		return nil, "", err
+	}
+	idPart, err := randomBase62(keyIDLen)
+	if err != nil {
+		return nil, "", err
+	}
+	secretPart, err := randomBase62(keySecretLen)
+	if err != nil {
+		return nil, "", err
+	}
+	plain := KeyPrefix + idPart + secretPart
+	now := s.now().UTC()
+	k := &APIKey{
+		ID: "key_" + idPart, TenantID: p.TenantID, Name: p.Name, Scopes: dedupe(p.Scopes),
+		AllowedScanTypes: nonNil(dedupe(p.AllowedScanTypes)), AllowedIPAddresses: nonNil(p.AllowedIPAddresses),
+		ExpiresAt: p.ExpiresAt, Status: StatusActive, RateLimitPerMinute: p.RateLimitPerMinute,
+		CreatedAt: now, UpdatedAt: now, Hash: hashKey(plain), TenantStatus: t.Status, TenantQuota: t.MonthlyEventQuota,
+	}
+	if err := s.setJSON(ctx, apiKeyKey(k.ID), k); err != nil {
+		return nil, "", storeErr("create api key", err)
+	}
+	if err := s.rdb.SAdd(ctx, tenantAPIKeysKey(p.TenantID), k.ID).Err(); err != nil {
+		return nil, "", storeErr("index api key", err)
+	}
+	return k, plain, nil
+}
+
+// LookupAPIKey resolves a plain key. It returns INVALID_API_KEY for a malformed or unknown
+// key; the hash comparison is constant-time. Status and expiry are left to the caller, which
+// must check them in the contract's order.
+func (s *Store) LookupAPIKey(ctx context.Context, plain string) (*APIKey, error) {
+	body, ok := strings.CutPrefix(plain, KeyPrefix)
+	if !ok || len(body) < keySecretLen || !isBase62(body) {
+		return nil, E(CodeInvalidAPIKey)
+	}
+	if len(body) != keyIDLen+keySecretLen {
+		return nil, E(CodeInvalidAPIKey)
+	}
+	var k APIKey
+	if err := s.getJSON(ctx, apiKeyKey("key_"+body[:keyIDLen]), &k); err != nil {
+		if errors.Is(err, redis.Nil) {
+			return nil, E(CodeInvalidAPIKey)
+		}
+		return nil, storeErr("get api key", err)
+	}
+	want, _ := hex.DecodeString(k.Hash)
+	got := sha256.Sum256([]byte(plain))
+	if subtle.ConstantTimeCompare(want, got[:]) != 1 {
+		return nil, E(CodeInvalidAPIKey)
+	}
+	return &k, nil
+}
+
+// APIKey returns one key by id; ErrKeyNotFound when unknown.
+func (s *Store) APIKey(ctx context.Context, id string) (*APIKey, error) {
+	var k APIKey
+	if err := s.getJSON(ctx, apiKeyKey(id), &k); err != nil {
+		if errors.Is(err, redis.Nil) {
+			return nil, ErrKeyNotFound
+		}
+		return nil, storeErr("get api key", err)
+	}
+	return &k, nil
+}
+
+// SetAPIKeyStatus revokes, suspends or resumes a key. A revoked key stays revoked.
+func (s *Store) SetAPIKeyStatus(ctx context.Context, id, status string) (*APIKey, error) {
+	if status != StatusActive && status != StatusSuspended && status != StatusRevoked {
+		return nil, fmt.Errorf("invalid key status %q", status)
+	}
+	var k APIKey
+	err := s.updateJSON(ctx, apiKeyKey(id), &k, func() error {
+		if k.Status == StatusRevoked && status != StatusRevoked {
+			return errors.New("a revoked key cannot be resumed or suspended")
+		}
+		k.Status = status
+		k.UpdatedAt = s.now().UTC()
+		return nil
+	})
+	if errors.Is(err, redis.Nil) {
+		return nil, ErrKeyNotFound
+	}
+	if err != nil {
+		return nil, storeErr("update api key", err)
+	}
+	return &k, nil
+}
+
+// ListAPIKeys returns a tenant's keys, oldest first.
+func (s *Store) ListAPIKeys(ctx context.Context, tenantID string) ([]*APIKey, error) {
+	if _, err := s.Tenant(ctx, tenantID); err != nil {
+		return nil, err
+	}
+	ids, err := s.rdb.SMembers(ctx, tenantAPIKeysKey(tenantID)).Result()
+	if err != nil {
+		return nil, storeErr("list api keys", err)
+	}
+	keys := make([]*APIKey, 0, len(ids))
+	for _, id := range ids {
+		k, err := s.APIKey(ctx, id)
+		if errors.Is(err, ErrKeyNotFound) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		keys = append(keys, k)
+	}
+	sortKeys(keys)
+	return keys, nil
+}
+
+func (s *Store) setJSON(ctx context.Context, key string, v any) error {
+	b, err := jsonMarshal(v)
+	if err != nil {
+		return err
+	}
+	return s.rdb.Set(ctx, key, b, 0).Err()
+}
+
+func hashKey(plain string) string {
+	h := sha256.Sum256([]byte(plain))
+	return hex.EncodeToString(h[:])
+}
+
+// randomBase62 draws n characters by rejection sampling so each is uniform.
+func randomBase62(n int) (string, error) {
+	out := make([]byte, 0, n)
+	buf := make([]byte, n*2)
+	for len(out) < n {
+		if _, err := rand.Read(buf); err != nil {
+			return "", err
+		}
+		for _, b := range buf {
+			if b < 248 && len(out) < n {
+				out = append(out, base62[b%62])
+			}
+		}
+	}
+	return string(out), nil
+}
+
+func isBase62(s string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= '0' && c <= '9' || c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z') {
+			return false
+		}
+	}
+	return true
+}

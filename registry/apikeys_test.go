@@ -1,0 +1,262 @@
+package registry_test
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/cert-ix/webhookd/registry"
+)
+
+var keyFormat = regexp.MustCompile(`^cix_sk_[0-9A-Za-z]{48}$`)
+
+func (e *env) apiKey(t *testing.T, p registry.NewKeyParams) (*registry.APIKey, string) {
+	t.Helper()
+	if p.Scopes == nil {
+		p.Scopes = []string{registry.ScopeWebhooksRead}
+	}
+	k, plain, err := e.store.CreateAPIKey(t.Context(), p)
+	if err != nil {
+		t.Fatalf("CreateAPIKey: %v", err)
+	}
+	return k, plain
+}
+
+func TestCreateAndLookupAPIKey(t *testing.T) {
+	eachBackend(t, registry.Config{}, func(t *testing.T, e *env) {
+		tn := e.tenant(t, 0)
+		exp := start.Add(90 * 24 * time.Hour)
+		k1, plain1 := e.apiKey(t, registry.NewKeyParams{TenantID: tn.ID, Name: "ci",
+			Scopes:           []string{registry.ScopeEventsWrite, registry.ScopeWebhooksRead, registry.ScopeEventsWrite},
+			AllowedScanTypes: []string{"zap", "nmap"}, AllowedIPAddresses: []string{"203.0.113.7", "2001:db8::/32"},
+			ExpiresAt: &exp, RateLimitPerMinute: 60})
+		k2, plain2 := e.apiKey(t, registry.NewKeyParams{TenantID: tn.ID})
+		for _, p := range []string{plain1, plain2} {
+			if !keyFormat.MatchString(p) {
+				t.Errorf("plain key %q does not match %v", p, keyFormat)
+			}
+		}
+		if plain1 == plain2 || k1.ID == k2.ID {
+			t.Fatalf("two keys are the same: %q/%s and %q/%s", plain1, k1.ID, plain2, k2.ID)
+		}
+
+		got, err := e.store.LookupAPIKey(t.Context(), plain1)
+		if err != nil {
+			t.Fatalf("LookupAPIKey: %v", err)
+		}
+		if got.ID != k1.ID || got.TenantID != tn.ID || got.Name != "ci" || got.Status != registry.StatusActive ||
+			got.RateLimitPerMinute != 60 || got.ExpiresAt == nil || !got.ExpiresAt.Equal(exp) {
+			t.Errorf("LookupAPIKey = %+v, want key %s of tenant %s", got, k1.ID, tn.ID)
+		}
+		if want := []string{registry.ScopeEventsWrite, registry.ScopeWebhooksRead}; !slices.Equal(got.Scopes, want) {
+			t.Errorf("Scopes = %v, want %v (duplicates folded)", got.Scopes, want)
+		}
+		if !got.AllowsScanType("zap") || got.AllowsScanType("trivy") || !got.HasScope(registry.ScopeEventsWrite) ||
+			got.HasScope(registry.ScopeWebhooksWrite) {
+			t.Errorf("key %+v grants the wrong scopes or scan types", got)
+		}
+		if want := []string{"203.0.113.7", "2001:db8::/32"}; !slices.Equal(got.AllowedIPAddresses, want) {
+			t.Errorf("AllowedIPAddresses = %v, want %v", got.AllowedIPAddresses, want)
+		}
+		if got2, err := e.store.LookupAPIKey(t.Context(), plain2); err != nil || got2.ID != k2.ID {
+			t.Errorf("LookupAPIKey(second key) = %v, %v; want %s", got2, err, k2.ID)
+		}
+	})
+}
+
+// flip returns s with the byte at i replaced by a different base62 character.
+func flip(s string, i int) string {
+	c := byte('a')
+	if s[i] == 'a' {
+		c = 'b'
+	}
+	return s[:i] + string(c) + s[i+1:]
+}
+
+func TestLookupAPIKeyRejects(t *testing.T) {
+	eachBackend(t, registry.Config{}, func(t *testing.T, e *env) {
+		tn := e.tenant(t, 0)
+		_, plain := e.apiKey(t, registry.NewKeyParams{TenantID: tn.ID})
+		cases := []struct{ name, key string }{
+			{"secret character changed", flip(plain, len(plain)-1)},
+			{"first secret character changed", flip(plain, len(registry.KeyPrefix)+16)},
+			{"id character changed", flip(plain, len(registry.KeyPrefix))},
+			{"one character short", plain[:len(plain)-1]},
+			{"one character long", plain + "a"},
+			{"wrong prefix", "cix_pk_" + strings.TrimPrefix(plain, registry.KeyPrefix)},
+			{"no prefix", strings.TrimPrefix(plain, registry.KeyPrefix)},
+			{"prefix in upper case", strings.ToUpper(registry.KeyPrefix) + strings.TrimPrefix(plain, registry.KeyPrefix)},
+			{"non-base62 character", plain[:len(plain)-1] + "-"},
+			{"non-base62 in id", plain[:len(registry.KeyPrefix)] + "_" + plain[len(registry.KeyPrefix)+1:]},
+			{"trailing newline", plain + "\n"},
+			{"prefix only", registry.KeyPrefix},
+			{"empty", ""},
+		}
+		for _, c := range cases {
+			t.Run(c.name, func(t *testing.T) {
+				k, err := e.store.LookupAPIKey(t.Context(), c.key)
+				if k != nil {
+					t.Errorf("LookupAPIKey(%q) returned key %s", c.key, k.ID)
+				}
+				wantCode(t, err, registry.CodeInvalidAPIKey)
+			})
+		}
+	})
+}
+
+// TestAPIKeyStoredAsHashOnly reads every key and value in the database and proves the plain
+// key and its secret part are nowhere, while the SHA-256 hash is.
+func TestAPIKeyStoredAsHashOnly(t *testing.T) {
+	eachBackend(t, registry.Config{}, func(t *testing.T, e *env) {
+		tn := e.tenant(t, 0)
+		k, plain := e.apiKey(t, registry.NewKeyParams{TenantID: tn.ID, Name: "hash-only"})
+		if _, err := e.store.LookupAPIKey(t.Context(), plain); err != nil {
+			t.Fatalf("LookupAPIKey: %v", err)
+		}
+		if _, err := e.store.AllowRequest(t.Context(), k.ID, 10); err != nil {
+			t.Fatalf("AllowRequest: %v", err)
+		}
+		secret := plain[len(plain)-32:]
+		sum := sha256.Sum256([]byte(plain))
+		hash := hex.EncodeToString(sum[:])
+		sawHash := false
+		for key, vals := range dumpDB(t, e.rdb) {
+			for _, s := range append([]string{key}, vals...) {
+				if strings.Contains(s, secret) || strings.Contains(s, plain) {
+					t.Errorf("key %s holds the plain API key or its secret part: %q", key, s)
+				}
+				sawHash = sawHash || strings.Contains(s, hash)
+			}
+		}
+		if !sawHash {
+			t.Errorf("the SHA-256 hash %s of the key is stored nowhere", hash)
+		}
+	})
+}
+
+func TestSetAPIKeyStatus(t *testing.T) {
+	eachBackend(t, registry.Config{}, func(t *testing.T, e *env) {
+		ctx := t.Context()
+		tn := e.tenant(t, 0)
+		k, plain := e.apiKey(t, registry.NewKeyParams{TenantID: tn.ID})
+		for _, st := range []string{registry.StatusSuspended, registry.StatusActive, registry.StatusRevoked} {
+			e.clock.Advance(time.Minute)
+			got, err := e.store.SetAPIKeyStatus(ctx, k.ID, st)
+			if err != nil {
+				t.Fatalf("SetAPIKeyStatus(%s): %v", st, err)
+			}
+			// Lookup still finds the key: the caller checks status in the contract's order.
+			looked, err := e.store.LookupAPIKey(ctx, plain)
+			if err != nil {
+				t.Fatalf("LookupAPIKey after %s: %v", st, err)
+			}
+			if got.Status != st || looked.Status != st || !looked.UpdatedAt.Equal(e.clock.Now()) {
+				t.Errorf("after SetAPIKeyStatus(%s): returned %s, stored %s updated %v", st, got.Status, looked.Status, looked.UpdatedAt)
+			}
+		}
+		for _, st := range []string{registry.StatusActive, registry.StatusSuspended} {
+			if _, err := e.store.SetAPIKeyStatus(ctx, k.ID, st); err == nil {
+				t.Errorf("SetAPIKeyStatus(revoked → %s) succeeded, want an error", st)
+			}
+		}
+		if got, err := e.store.APIKey(ctx, k.ID); err != nil || got.Status != registry.StatusRevoked {
+			t.Errorf("APIKey after resume attempts = %v, %v; want revoked", got, err)
+		}
+		if _, err := e.store.SetAPIKeyStatus(ctx, "key_unknown", registry.StatusRevoked); !errors.Is(err, registry.ErrKeyNotFound) {
+			t.Errorf("SetAPIKeyStatus(unknown) err = %v, want ErrKeyNotFound", err)
+		}
+		if _, err := e.store.APIKey(ctx, "key_unknown"); !errors.Is(err, registry.ErrKeyNotFound) {
+			t.Errorf("APIKey(unknown) err = %v, want ErrKeyNotFound", err)
+		}
+		if _, err := e.store.SetAPIKeyStatus(ctx, k.ID, "expired"); err == nil {
+			t.Error(`SetAPIKeyStatus("expired") succeeded, want an error`)
+		}
+	})
+}
+
+func TestListAPIKeys(t *testing.T) {
+	eachBackend(t, registry.Config{}, func(t *testing.T, e *env) {
+		a, b := e.tenant(t, 0), e.tenant(t, 0)
+		var wantA []string
+		for range 3 {
+			e.clock.Advance(time.Second)
+			k, _ := e.apiKey(t, registry.NewKeyParams{TenantID: a.ID})
+			wantA = append(wantA, k.ID)
+		}
+		kb, _ := e.apiKey(t, registry.NewKeyParams{TenantID: b.ID})
+		for _, c := range []struct {
+			tenant string
+			want   []string
+		}{{a.ID, wantA}, {b.ID, []string{kb.ID}}, {e.tenant(t, 0).ID, nil}} {
+			keys, err := e.store.ListAPIKeys(t.Context(), c.tenant)
+			if err != nil {
+				t.Fatalf("ListAPIKeys: %v", err)
+			}
+			var got []string
+			for _, k := range keys {
+				got = append(got, k.ID)
+				if k.TenantID != c.tenant {
+					t.Errorf("ListAPIKeys(%s) returned key %s of tenant %s", c.tenant, k.ID, k.TenantID)
+				}
+			}
+			if !slices.Equal(got, c.want) {
+				t.Errorf("ListAPIKeys(%s) = %v, want %v (oldest first)", c.tenant, got, c.want)
+			}
+		}
+	})
+}
+
+func TestNewKeyParamsValidate(t *testing.T) {
+	ok := registry.NewKeyParams{TenantID: "t", Scopes: []string{registry.ScopeWebhooksRead}}
+	cases := []struct {
+		name   string
+		change func(p *registry.NewKeyParams)
+		valid  bool
+	}{
+		{"minimal", func(p *registry.NewKeyParams) {}, true},
+		{"everything", func(p *registry.NewKeyParams) {
+			p.Scopes = registry.Scopes
+			p.AllowedScanTypes = registry.ScanTypes
+			p.AllowedIPAddresses = []string{"203.0.113.7", "198.51.100.0/24", "::1", "2001:db8::/32"}
+			p.RateLimitPerMinute = 600
+		}, true},
+		{"no scopes", func(p *registry.NewKeyParams) { p.Scopes = nil }, false},
+		{"unknown scope", func(p *registry.NewKeyParams) { p.Scopes = []string{"webhooks:admin"} }, false},
+		{"scope in wrong case", func(p *registry.NewKeyParams) { p.Scopes = []string{"Webhooks:read"} }, false},
+		{"unknown scan type", func(p *registry.NewKeyParams) { p.AllowedScanTypes = []string{"zap", "burp"} }, false},
+		{"bad IP", func(p *registry.NewKeyParams) { p.AllowedIPAddresses = []string{"203.0.113.300"} }, false},
+		{"hostname as IP", func(p *registry.NewKeyParams) { p.AllowedIPAddresses = []string{"example.com"} }, false},
+		{"bad CIDR prefix", func(p *registry.NewKeyParams) { p.AllowedIPAddresses = []string{"10.0.0.0/33"} }, false},
+		{"bad CIDR address", func(p *registry.NewKeyParams) { p.AllowedIPAddresses = []string{"10.0.0/8"} }, false},
+		{"empty IP", func(p *registry.NewKeyParams) { p.AllowedIPAddresses = []string{""} }, false},
+		{"negative rate limit", func(p *registry.NewKeyParams) { p.RateLimitPerMinute = -1 }, false},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			p := ok
+			c.change(&p)
+			err := p.Validate()
+			if got := err == nil; got != c.valid {
+				t.Errorf("Validate() = %v, want valid %v", err, c.valid)
+			}
+		})
+	}
+}
+
+func TestCreateAPIKeyValidates(t *testing.T) {
+	eachBackend(t, registry.Config{}, func(t *testing.T, e *env) {
+		tn := e.tenant(t, 0)
+		_, _, err := e.store.CreateAPIKey(t.Context(), registry.NewKeyParams{TenantID: tn.ID, Scopes: []string{"root"}})
+		if err == nil {
+			t.Fatal("CreateAPIKey with an unknown scope succeeded")
+		}
+		if keys, err := e.store.ListAPIKeys(t.Context(), tn.ID); err != nil || len(keys) != 0 {
+			t.Errorf("ListAPIKeys after a rejected create = %d keys, %v; want none", len(keys), err)
+		}
+	})
+}

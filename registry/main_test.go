@@ -1,0 +1,254 @@
+package registry_test
+
+import (
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/cert-ix/webhookd/registry"
+	"github.com/cert-ix/webhookd/registry/registrytest"
+	"github.com/google/uuid"
+	"github.com/redis/go-redis/v9"
+)
+
+func TestMain(m *testing.M) { registrytest.Main(m) }
+
+// start is the injected clock's first reading: a fixed instant so periods and orderings are known.
+var start = time.Date(2031, time.March, 14, 9, 0, 0, 0, time.UTC)
+
+// fakeClock is the store's injected clock; tests move it by hand.
+type fakeClock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *fakeClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *fakeClock) Advance(d time.Duration) time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = c.now.Add(d)
+	return c.now
+}
+
+func (c *fakeClock) Set(t time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = t
+}
+
+// env is one store on one backend with an injected clock.
+type env struct {
+	rdb   redis.UniversalClient
+	store *registry.Store
+	clock *fakeClock
+}
+
+func newEnv(tb testing.TB, rdb redis.UniversalClient, cfg registry.Config) *env {
+	tb.Helper()
+	clk := &fakeClock{now: start}
+	cfg.Client, cfg.Now = rdb, clk.Now
+	s, err := registry.New(cfg)
+	if err != nil {
+		tb.Fatalf("registry.New: %v", err)
+	}
+	return &env{rdb: rdb, store: s, clock: clk}
+}
+
+// eachBackend runs test against the real redis-server and the embedded Redis, each with a
+// fresh database and a store built from cfg.
+// Unless a test asks for it, events are stored without inline fan-out, so that tests create
+// deliveries explicitly with CreateDeliveries; inline_test.go covers the inline path.
+func eachBackend(t *testing.T, cfg registry.Config, test func(t *testing.T, e *env)) {
+	t.Helper()
+	if cfg.InlineFanout == 0 {
+		cfg.InlineFanout = -1
+	}
+	for _, b := range registrytest.Backends() {
+		t.Run(b.Name, func(t *testing.T) {
+			test(t, newEnv(t, b.Client(t), cfg))
+		})
+	}
+}
+
+// wantCode fails unless err carries code.
+func wantCode(t *testing.T, err error, code registry.Code) {
+	t.Helper()
+	if !errors.Is(err, registry.E(code)) {
+		t.Fatalf("err = %v, want code %s", err, code)
+	}
+}
+
+func (e *env) tenant(t *testing.T, quota int64) *registry.Tenant {
+	t.Helper()
+	tn, err := e.store.CreateTenant(t.Context(), "Acme "+uuid.NewString()[:8], quota)
+	if err != nil {
+		t.Fatalf("CreateTenant: %v", err)
+	}
+	return tn
+}
+
+func newSecret(t testing.TB) string {
+	t.Helper()
+	b := make([]byte, 32)
+	if _, err := rand.Read(b); err != nil {
+		t.Fatal(err)
+	}
+	return "whsec_" + base64.StdEncoding.EncodeToString(b)
+}
+
+// endpoint registers an endpoint subscribed to events (scan.completed when none are given).
+func (e *env) endpoint(t *testing.T, tid string, events ...string) *registry.Endpoint {
+	t.Helper()
+	if len(events) == 0 {
+		events = []string{registry.EventScanCompleted}
+	}
+	ep, err := e.store.CreateEndpoint(t.Context(), tid, registry.NewEndpoint{
+		URL: "https://hooks.example.test/" + uuid.NewString(), Events: events, Secret: newSecret(t)})
+	if err != nil {
+		t.Fatalf("CreateEndpoint: %v", err)
+	}
+	return ep
+}
+
+func eventBody(id, typ string) []byte {
+	return fmt.Appendf(nil, `{"id":%q,"type":%q,"data":{"scanId":"%s","scanType":"zap"}}`, id, typ, uuid.NewString())
+}
+
+// publish stores a new event of type typ created now.
+func (e *env) publish(t *testing.T, tid, typ string) *registry.Event {
+	t.Helper()
+	id := "evt_" + strings.ReplaceAll(uuid.NewString(), "-", "")
+	st, err := e.store.PublishEvent(t.Context(), tid, registry.NewEvent{
+		ID: id, Type: typ, CreatedAt: e.clock.Now(), Body: eventBody(id, typ)})
+	if err != nil {
+		t.Fatalf("PublishEvent: %v", err)
+	}
+	return st.Event
+}
+
+// fanout creates the deliveries of ev to endpoints and returns what to queue.
+func (e *env) fanout(t *testing.T, ev *registry.Event, endpointIDs ...string) []registry.Queued {
+	t.Helper()
+	qs, err := e.store.CreateDeliveries(t.Context(), ev, endpointIDs)
+	if err != nil {
+		t.Fatalf("CreateDeliveries: %v", err)
+	}
+	return qs
+}
+
+// deliver publishes one scan.completed event and fans it out to one endpoint.
+func (e *env) deliver(t *testing.T, tid, eid string) registry.Queued {
+	t.Helper()
+	qs := e.fanout(t, e.publish(t, tid, registry.EventScanCompleted), eid)
+	if len(qs) != 1 {
+		t.Fatalf("CreateDeliveries queued %d, want 1", len(qs))
+	}
+	return qs[0]
+}
+
+// policy is the worker configuration an attempt is judged by.
+type policy struct {
+	disableAfter int
+	window       time.Duration
+	maxAttempts  int
+}
+
+var lenient = policy{disableAfter: 1000, maxAttempts: 1000}
+
+// attempt records an attempt of q that ends at the clock's reading, with the next attempt a
+// minute later.
+func (e *env) attempt(t *testing.T, tid string, q registry.Queued, out registry.AttemptOutcome, p policy) registry.Recorded {
+	t.Helper()
+	r, err := e.store.RecordAttempt(t.Context(), e.record(tid, q, out, p))
+	if err != nil {
+		t.Fatalf("RecordAttempt(%s): %v", out, err)
+	}
+	return r
+}
+
+func (e *env) record(tid string, q registry.Queued, out registry.AttemptOutcome, p policy) registry.AttemptRecord {
+	end := e.clock.Now()
+	code := map[registry.AttemptOutcome]int{registry.OutcomeSuccess: 200, registry.OutcomeFailure: 500,
+		registry.OutcomeGone: 410, registry.OutcomeThrottled: 429}[out]
+	return registry.AttemptRecord{
+		TenantID: tid, Queued: q, Outcome: out, NextAttemptAt: end.Add(time.Minute),
+		DisableAfter: p.disableAfter, DisableMinWindow: p.window, MaxAttempts: p.maxAttempts,
+		Attempt: registry.Attempt{StartedAt: end.Add(-250 * time.Millisecond), DurationMs: 250, StatusCode: code},
+	}
+}
+
+func (e *env) delivery(t *testing.T, tid string, q registry.Queued) *registry.Delivery {
+	t.Helper()
+	d, err := e.store.Delivery(t.Context(), tid, q.EndpointID, q.DeliveryID, false)
+	if err != nil {
+		t.Fatalf("Delivery(%s): %v", q.DeliveryID, err)
+	}
+	return d
+}
+
+func (e *env) getEndpoint(t *testing.T, tid, eid string) *registry.Endpoint {
+	t.Helper()
+	ep, err := e.store.Endpoint(t.Context(), tid, eid)
+	if err != nil {
+		t.Fatalf("Endpoint(%s): %v", eid, err)
+	}
+	return ep
+}
+
+// dumpDB reads every key of the database with its type and values (strings, hash fields and
+// values, list, set and sorted-set members).
+func dumpDB(t *testing.T, rdb redis.UniversalClient) map[string][]string {
+	t.Helper()
+	ctx := t.Context()
+	out := map[string][]string{}
+	iter := rdb.Scan(ctx, 0, "*", 100).Iterator()
+	for iter.Next(ctx) {
+		k := iter.Val()
+		typ, err := rdb.Type(ctx, k).Result()
+		if err != nil {
+			t.Fatalf("TYPE %s: %v", k, err)
+		}
+		var vals []string
+		switch typ {
+		case "string":
+			vals = []string{rdb.Get(ctx, k).Val()}
+		case "hash":
+			for f, v := range rdb.HGetAll(ctx, k).Val() {
+				vals = append(vals, f, v)
+			}
+		case "list":
+			vals = rdb.LRange(ctx, k, 0, -1).Val()
+		case "set":
+			vals = rdb.SMembers(ctx, k).Val()
+		case "zset":
+			vals = rdb.ZRange(ctx, k, 0, -1).Val()
+		case "none":
+			continue // expired between SCAN and TYPE
+		default:
+			t.Fatalf("key %s has unexpected type %s", k, typ)
+		}
+		out[k] = vals
+	}
+	if err := iter.Err(); err != nil {
+		t.Fatalf("SCAN: %v", err)
+	}
+	return out
+}
+
+func ids(qs []registry.Queued) map[string]registry.Queued {
+	m := make(map[string]registry.Queued, len(qs))
+	for _, q := range qs {
+		m[q.DeliveryID] = q
+	}
+	return m
+}

@@ -1,0 +1,275 @@
+package registry_test
+
+import (
+	"bytes"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/cert-ix/webhookd/registry"
+)
+
+// autoDisabled returns an endpoint disabled by 3 failures of the first of its 3 deliveries.
+func (e *env) autoDisabled(t *testing.T, tid string) (*registry.Endpoint, []registry.Queued) {
+	t.Helper()
+	ep := e.endpoint(t, tid)
+	qs := e.deliveries(t, tid, ep.ID, 3)
+	for range 3 {
+		e.clock.Advance(time.Minute)
+		e.attempt(t, tid, qs[0], registry.OutcomeFailure, policy{disableAfter: 3, maxAttempts: 10})
+	}
+	if got := e.getEndpoint(t, tid, ep.ID); got.Enabled {
+		t.Fatal("endpoint was not auto-disabled")
+	}
+	return ep, qs
+}
+
+func TestEnableEndpoint(t *testing.T) {
+	eachBackend(t, registry.Config{}, func(t *testing.T, e *env) {
+		ctx := t.Context()
+		tn := e.tenant(t, 0)
+		ep, qs := e.autoDisabled(t, tn.ID)
+		before := map[string]int{}
+		for _, q := range qs {
+			before[q.DeliveryID] = e.delivery(t, tn.ID, q).Generation
+		}
+		now := e.clock.Advance(time.Hour)
+		requeued, err := e.store.EnableEndpoint(ctx, tn.ID, ep.ID)
+		if err != nil {
+			t.Fatalf("EnableEndpoint: %v", err)
+		}
+		got := e.getEndpoint(t, tn.ID, ep.ID)
+		if !got.Enabled || got.Status != registry.StatusActive || got.ConsecutiveFailures != 0 || got.DisabledReason != nil ||
+			got.DisabledAt != nil || !got.FailureStreakStart.IsZero() || !got.UpdatedAt.Equal(now) {
+			t.Errorf("enabled endpoint = %+v, want active with a reset streak", got)
+		}
+		if len(requeued) != len(qs) {
+			t.Fatalf("EnableEndpoint requeued %d deliveries, want %d", len(requeued), len(qs))
+		}
+		outbox := e.dueOutbox(t, tn.ID)
+		for _, q := range requeued {
+			d := e.delivery(t, tn.ID, q)
+			if d.Status != registry.DeliveryPending || d.Generation != q.Generation || q.Generation <= before[q.DeliveryID] ||
+				d.RunAttempts != 0 || d.NextAttemptAt == nil || !d.NextAttemptAt.Equal(now) || q.EndpointID != ep.ID {
+				t.Errorf("requeued %+v: delivery %+v; want pending with a new generation (was %d)", q, d, before[q.DeliveryID])
+			}
+			if !slices.Contains(outbox, q.OutboxEntry()) {
+				t.Errorf("outbox %v lacks %s", outbox, q.OutboxEntry())
+			}
+		}
+		if n := e.statusCount(t, tn.ID, ep.ID, registry.DeliveryHeld); n != 0 {
+			t.Errorf("%d deliveries still held after enable", n)
+		}
+		if again, err := e.store.EnableEndpoint(ctx, tn.ID, ep.ID); err != nil || len(again) != 0 {
+			t.Errorf("enabling an active endpoint requeued %v, %v; want nothing", again, err)
+		}
+		_, err = e.store.EnableEndpoint(ctx, tn.ID, "no-such-endpoint")
+		wantCode(t, err, registry.CodeWebhookNotFound)
+		// The old runs are stale now: an attempt of one changes nothing.
+		old := qs[1]
+		old.Generation = before[old.DeliveryID]
+		if r := e.attempt(t, tn.ID, old, registry.OutcomeSuccess, lenient); r.Status != "stale" {
+			t.Errorf("attempt of a pre-enable run recorded as %q, want stale", r.Status)
+		}
+	})
+}
+
+func TestDisableEndpoint(t *testing.T) {
+	eachBackend(t, registry.Config{}, func(t *testing.T, e *env) {
+		ctx := t.Context()
+		tn := e.tenant(t, 0)
+		ep := e.endpoint(t, tn.ID)
+		qs := e.deliveries(t, tn.ID, ep.ID, 2)
+		e.attempt(t, tn.ID, qs[1], registry.OutcomeFailure, lenient) // retrying
+		done := e.deliver(t, tn.ID, ep.ID)
+		e.attempt(t, tn.ID, done, registry.OutcomeSuccess, lenient)
+		now := e.clock.Advance(time.Minute)
+		if err := e.store.DisableEndpoint(ctx, tn.ID, ep.ID, registry.ReasonManual); err != nil {
+			t.Fatalf("DisableEndpoint: %v", err)
+		}
+		got := e.getEndpoint(t, tn.ID, ep.ID)
+		if got.Enabled || got.DisabledReason == nil || *got.DisabledReason != registry.ReasonManual ||
+			got.DisabledAt == nil || !got.DisabledAt.Equal(now) {
+			t.Errorf("manually disabled endpoint = %+v", got)
+		}
+		for _, q := range qs {
+			if d := e.delivery(t, tn.ID, q); d.Status != registry.DeliveryHeld {
+				t.Errorf("queued delivery after disable = %s, want held", d.Status)
+			}
+		}
+		if d := e.delivery(t, tn.ID, done); d.Status != registry.DeliverySucceeded {
+			t.Errorf("finished delivery after disable = %s, want succeeded", d.Status)
+		}
+
+		// An endpoint disabled for another reason keeps it.
+		auto, _ := e.autoDisabled(t, tn.ID)
+		e.clock.Advance(time.Minute)
+		if err := e.store.DisableEndpoint(ctx, tn.ID, auto.ID, registry.ReasonManual); err != nil {
+			t.Fatalf("DisableEndpoint(already disabled): %v", err)
+		}
+		if got := e.getEndpoint(t, tn.ID, auto.ID); *got.DisabledReason != registry.ReasonConsecutiveFailures {
+			t.Errorf("reason after a manual disable of a disabled endpoint = %s, want %s",
+				*got.DisabledReason, registry.ReasonConsecutiveFailures)
+		}
+		wantCode(t, e.store.DisableEndpoint(ctx, tn.ID, "no-such-endpoint", registry.ReasonManual), registry.CodeWebhookNotFound)
+	})
+}
+
+func TestRequeueDelivery(t *testing.T) {
+	eachBackend(t, registry.Config{}, func(t *testing.T, e *env) {
+		ctx := t.Context()
+		tn := e.tenant(t, 0)
+		ep, other := e.endpoint(t, tn.ID), e.endpoint(t, tn.ID)
+		q := e.deliver(t, tn.ID, ep.ID)
+		p := policy{disableAfter: 100, maxAttempts: 2}
+		e.attempt(t, tn.ID, q, registry.OutcomeFailure, p)
+		e.attempt(t, tn.ID, q, registry.OutcomeFailure, p)
+		if d := e.delivery(t, tn.ID, q); d.Status != registry.DeliveryFailed {
+			t.Fatalf("delivery = %s, want failed", d.Status)
+		}
+		now := e.clock.Advance(time.Hour)
+		rq, err := e.store.RequeueDelivery(ctx, tn.ID, ep.ID, q.DeliveryID)
+		if err != nil {
+			t.Fatalf("RequeueDelivery: %v", err)
+		}
+		d := e.delivery(t, tn.ID, rq)
+		if rq.DeliveryID != q.DeliveryID || rq.EndpointID != ep.ID || rq.Generation != q.Generation+1 ||
+			d.Generation != rq.Generation || d.Status != registry.DeliveryPending || d.RunAttempts != 0 ||
+			d.AttemptCount != 2 || d.NextAttemptAt == nil || !d.NextAttemptAt.Equal(now) {
+			t.Errorf("requeued %+v: delivery %+v; want pending, generation %d, run attempts 0", rq, d, q.Generation+1)
+		}
+		if outbox := e.dueOutbox(t, tn.ID); !slices.Contains(outbox, rq.OutboxEntry()) {
+			t.Errorf("outbox %v lacks %s", outbox, rq.OutboxEntry())
+		}
+		// The new run has a fresh budget: one failure retries again.
+		if r := e.attempt(t, tn.ID, rq, registry.OutcomeFailure, p); r.Status != registry.DeliveryRetrying {
+			t.Errorf("first failure of the new run = %s, want retrying", r.Status)
+		}
+
+		otherQ := e.deliver(t, tn.ID, other.ID)
+		cases := []struct {
+			name    string
+			tid     string
+			eid     string
+			did     string
+			wantErr registry.Code
+		}{
+			{"another endpoint's delivery", tn.ID, ep.ID, otherQ.DeliveryID, registry.CodeDeliveryNotFound},
+			{"unknown delivery", tn.ID, ep.ID, "no-such-delivery", registry.CodeDeliveryNotFound},
+			{"unknown endpoint", tn.ID, "no-such-endpoint", q.DeliveryID, registry.CodeWebhookNotFound},
+			{"another tenant", e.tenant(t, 0).ID, ep.ID, q.DeliveryID, registry.CodeWebhookNotFound},
+		}
+		for _, c := range cases {
+			t.Run(c.name, func(t *testing.T) {
+				_, err := e.store.RequeueDelivery(ctx, c.tid, c.eid, c.did)
+				wantCode(t, err, c.wantErr)
+			})
+		}
+		if d := e.delivery(t, tn.ID, otherQ); d.Generation != 0 || d.Status != registry.DeliveryPending {
+			t.Errorf("another endpoint's delivery changed: %+v", d)
+		}
+
+		if err := e.store.DisableEndpoint(ctx, tn.ID, ep.ID, registry.ReasonManual); err != nil {
+			t.Fatalf("DisableEndpoint: %v", err)
+		}
+		_, err = e.store.RequeueDelivery(ctx, tn.ID, ep.ID, q.DeliveryID)
+		wantCode(t, err, registry.CodeWebhookDisabled)
+		if err := e.store.DeleteEndpoint(ctx, tn.ID, ep.ID); err != nil {
+			t.Fatalf("DeleteEndpoint: %v", err)
+		}
+		_, err = e.store.RequeueDelivery(ctx, tn.ID, ep.ID, q.DeliveryID)
+		wantCode(t, err, registry.CodeWebhookNotFound)
+	})
+}
+
+func TestHoldDelivery(t *testing.T) {
+	// A one-hour retention with a clock two hours on lets TrimIndexes leave a pending
+	// delivery outside the pending index, so disabling the endpoint misses it, as a fan-out
+	// racing a disable would: HoldDelivery is what catches it.
+	eachBackend(t, registry.Config{Retention: time.Hour}, func(t *testing.T, e *env) {
+		ctx := t.Context()
+		tn := e.tenant(t, 0)
+		ep := e.endpoint(t, tn.ID)
+		missed := e.deliver(t, tn.ID, ep.ID)
+		e.clock.Advance(2 * time.Hour)
+		if n, err := e.store.TrimIndexes(ctx, tn.ID); err != nil || n == 0 {
+			t.Fatalf("TrimIndexes = %d, %v; want the old entries trimmed", n, err)
+		}
+
+		if got, err := e.store.HoldDelivery(ctx, tn.ID, missed); err != nil || got != "active" {
+			t.Errorf("HoldDelivery on an active endpoint = %q, %v; want active", got, err)
+		}
+		if err := e.store.DisableEndpoint(ctx, tn.ID, ep.ID, registry.ReasonManual); err != nil {
+			t.Fatalf("DisableEndpoint: %v", err)
+		}
+		if d := e.delivery(t, tn.ID, missed); d.Status != registry.DeliveryPending {
+			t.Fatalf("setup: the trimmed delivery is %s, want still pending", d.Status)
+		}
+		stale := missed
+		stale.Generation = 7
+		if got, err := e.store.HoldDelivery(ctx, tn.ID, stale); err != nil || got != "stale" {
+			t.Errorf("HoldDelivery(old generation) = %q, %v; want stale", got, err)
+		}
+		got, err := e.store.HoldDelivery(ctx, tn.ID, missed)
+		d := e.delivery(t, tn.ID, missed)
+		if err != nil || got != "held" || d.Status != registry.DeliveryHeld || d.Generation != missed.Generation+1 ||
+			d.NextAttemptAt != nil {
+			t.Errorf("HoldDelivery = %q, %v; delivery %+v; want held with a new generation", got, err, d)
+		}
+		requeued, err := e.store.EnableEndpoint(ctx, tn.ID, ep.ID)
+		if err != nil || !slices.ContainsFunc(requeued, func(q registry.Queued) bool { return q.DeliveryID == missed.DeliveryID }) {
+			t.Errorf("EnableEndpoint requeued %+v, %v; want the held delivery among them", requeued, err)
+		}
+		if err := e.store.DeleteEndpoint(ctx, tn.ID, ep.ID); err != nil {
+			t.Fatalf("DeleteEndpoint: %v", err)
+		}
+		if got, err := e.store.HoldDelivery(ctx, tn.ID, missed); err != nil || got != "deleted" {
+			t.Errorf("HoldDelivery on a deleted endpoint = %q, %v; want deleted", got, err)
+		}
+	})
+}
+
+func TestCreateTestDelivery(t *testing.T) {
+	eachBackend(t, registry.Config{}, func(t *testing.T, e *env) {
+		ctx := t.Context()
+		tn := e.tenant(t, 0)
+		ep := e.endpoint(t, tn.ID)
+		testEvent := func(id string) *registry.Event {
+			return &registry.Event{ID: id, TenantID: tn.ID, Type: registry.EventWebhookTest, CreatedAt: e.clock.Now(),
+				Body: []byte(`{"id":"` + id + `","type":"webhook.test","data":{"webhookId":"` + ep.ID + `"}}`)}
+		}
+		ev := testEvent("evt_test1")
+		q, err := e.store.CreateTestDelivery(ctx, ev, ep.ID)
+		if err != nil {
+			t.Fatalf("CreateTestDelivery: %v", err)
+		}
+		if q.DeliveryID != registry.DeliveryID(ev.ID, ep.ID) || q.EndpointID != ep.ID || q.Generation != 0 {
+			t.Errorf("CreateTestDelivery = %+v", q)
+		}
+		d := e.delivery(t, tn.ID, q)
+		if d.EventID != ev.ID || d.EventType != registry.EventWebhookTest || d.Status != registry.DeliveryPending {
+			t.Errorf("test delivery = %+v", d)
+		}
+		stored, err := e.store.Event(ctx, tn.ID, ev.ID)
+		if err != nil || stored.Type != registry.EventWebhookTest || !bytes.Equal(stored.Body, ev.Body) {
+			t.Errorf("test event = %+v, %v", stored, err)
+		}
+		if outbox := e.dueOutbox(t, tn.ID); !slices.Contains(outbox, q.OutboxEntry()) {
+			t.Errorf("outbox %v lacks %s", outbox, q.OutboxEntry())
+		}
+		if u := e.usage(t, tn.ID); u.EventsPublished != 0 {
+			t.Errorf("a test ping counted against the quota: %d", u.EventsPublished)
+		}
+
+		_, err = e.store.CreateTestDelivery(ctx, testEvent("evt_test2"), "no-such-endpoint")
+		wantCode(t, err, registry.CodeWebhookNotFound)
+		if err := e.store.DisableEndpoint(ctx, tn.ID, ep.ID, registry.ReasonManual); err != nil {
+			t.Fatalf("DisableEndpoint: %v", err)
+		}
+		_, err = e.store.CreateTestDelivery(ctx, testEvent("evt_test3"), ep.ID)
+		wantCode(t, err, registry.CodeWebhookDisabled)
+		if _, err := e.store.Event(ctx, tn.ID, "evt_test3"); err == nil {
+			t.Error("a refused test ping left its event behind")
+		}
+	})
+}
