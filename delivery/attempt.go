@@ -50,6 +50,14 @@ func (w *Worker) handleDeliver(ctx context.Context, t *asynq.Task) error {
 			return err
 		}
 	}
+	release, ok := w.slots.acquire(ctx, e.ID, slotWait)
+	if !ok {
+		if w.cfg.Observer != nil {
+			w.cfg.Observer.Deferred()
+		}
+		return busyRetry()
+	}
+	defer release()
 	return w.attempt(ctx, p.TenantID, q, d, e, ev)
 }
 

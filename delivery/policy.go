@@ -116,12 +116,18 @@ type RetryError struct {
 	Delay time.Duration
 	// Throttled is true when the receiver answered 429 or 503 with Retry-After: not a failure.
 	Throttled bool
+	// Busy is true when no attempt was made because the endpoint already had its limit of
+	// attempts in flight in this worker: not a failure either.
+	Busy bool
 }
 
 // Error describes the retry without naming the endpoint: it ends up in asynq's task record,
 // which is not tenant-scoped.
 func (e *RetryError) Error() string {
-	if e.Throttled {
+	switch {
+	case e.Busy:
+		return fmt.Sprintf("endpoint busy: retry in %s", e.Delay)
+	case e.Throttled:
 		return fmt.Sprintf("receiver throttled: retry in %s", e.Delay)
 	}
 	return fmt.Sprintf("attempt failed: retry in %s", e.Delay)
@@ -137,9 +143,10 @@ func (p RetryPolicy) RetryDelayFunc(n int, err error, _ *asynq.Task) time.Durati
 	return p.Next(n, 0)
 }
 
-// IsFailure is for asynq.Config.IsFailure: a throttled attempt is not a failure, so asynq does
-// not count it against the task's retries (the handler bounds attempts itself).
+// IsFailure is for asynq.Config.IsFailure: a throttled attempt, or a delivery deferred because
+// its endpoint was busy, is not a failure, so asynq does not count it against the task's
+// retries (the handler bounds attempts itself).
 func IsFailure(err error) bool {
 	var re *RetryError
-	return err != nil && !(errors.As(err, &re) && re.Throttled)
+	return err != nil && !(errors.As(err, &re) && (re.Throttled || re.Busy))
 }

@@ -216,6 +216,7 @@ func TestIsFailure(t *testing.T) {
 		{"failed attempt", &RetryError{Delay: time.Second}, true},
 		{"throttled", &RetryError{Delay: time.Second, Throttled: true}, false},
 		{"wrapped throttled", fmt.Errorf("deliver: %w", &RetryError{Throttled: true}), false},
+		{"endpoint busy", busyRetry(), false},
 		{"blocked", ErrBlockedAddress, true},
 	}
 	for _, tt := range tests {
@@ -228,8 +229,16 @@ func TestIsFailure(t *testing.T) {
 }
 
 func TestRetryErrorMessage(t *testing.T) {
-	got := (&RetryError{Delay: 90 * time.Second, Throttled: true}).Error()
-	if want := "receiver throttled: retry in 1m30s"; got != want {
-		t.Errorf("Error() = %q, want %q", got, want)
+	for _, tt := range []struct {
+		err  *RetryError
+		want string
+	}{
+		{&RetryError{Delay: 90 * time.Second, Throttled: true}, "receiver throttled: retry in 1m30s"},
+		{&RetryError{Delay: 2 * time.Second, Busy: true}, "endpoint busy: retry in 2s"},
+		{&RetryError{Delay: time.Minute}, "attempt failed: retry in 1m0s"},
+	} {
+		if got := tt.err.Error(); got != tt.want {
+			t.Errorf("Error() = %q, want %q", got, tt.want)
+		}
 	}
 }

@@ -20,6 +20,8 @@ import (
 type Observer interface {
 	Attempt(outcome string, d time.Duration)
 	Disabled(reason string)
+	// Deferred is told of a delivery put off because its endpoint was at its in-flight cap.
+	Deferred()
 }
 
 // WorkerConfig configures the delivery workers. Zero values mean defaults.
@@ -39,6 +41,10 @@ type WorkerConfig struct {
 	DisableMinWindow time.Duration
 	// Concurrency is how many attempts run at once; default 64.
 	Concurrency int
+	// EndpointConcurrency caps the attempts one endpoint may have in flight in this worker;
+	// default half of Concurrency (at least 1). Deliveries over the cap are deferred a few
+	// seconds without counting as attempts.
+	EndpointConcurrency int
 	// TaskCheckInterval is how often an idle worker looks for tasks; default 10ms.
 	TaskCheckInterval time.Duration
 	// SweepInterval is how often the outbox and orphaned tasks are swept; default 30s.
@@ -70,6 +76,9 @@ func (c *WorkerConfig) setDefaults() error {
 	if c.Concurrency <= 0 {
 		c.Concurrency = 64
 	}
+	if c.EndpointConcurrency <= 0 {
+		c.EndpointConcurrency = max(1, c.Concurrency/2)
+	}
 	if c.TaskCheckInterval <= 0 {
 		c.TaskCheckInterval = 10 * time.Millisecond
 	}
@@ -90,6 +99,7 @@ type Worker struct {
 	sweeps atomic.Int64
 	cfg    WorkerConfig
 	q      queue
+	slots  *endpointSlots
 	srv    *asynq.Server
 	log    *slog.Logger
 }
@@ -99,7 +109,8 @@ func NewWorker(cfg WorkerConfig) (*Worker, error) {
 	if err := cfg.setDefaults(); err != nil {
 		return nil, err
 	}
-	w := &Worker{cfg: cfg, log: cfg.Logger, q: newQueue(cfg.Enqueuer, cfg.Policy, cfg.AttemptTimeout)}
+	w := &Worker{cfg: cfg, log: cfg.Logger, q: newQueue(cfg.Enqueuer, cfg.Policy, cfg.AttemptTimeout),
+		slots: newEndpointSlots(cfg.EndpointConcurrency)}
 	w.srv = asynq.NewServer(cfg.Redis, asynq.Config{
 		Concurrency:              cfg.Concurrency,
 		Queues:                   map[string]int{Queue: 1},

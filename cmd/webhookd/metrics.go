@@ -25,6 +25,7 @@ type metrics struct {
 	attempts  *prometheus.CounterVec
 	attemptD  prometheus.Histogram
 	disabled  *prometheus.CounterVec
+	deferred  prometheus.Counter
 	queueSize *prometheus.GaugeVec
 }
 
@@ -43,8 +44,10 @@ func newMetrics() *metrics {
 			Help: "Duration of one delivery attempt.", Buckets: prometheus.ExponentialBuckets(0.001, 2, 15)}),
 		disabled: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "webhookd_endpoints_disabled_total",
 			Help: "Endpoints disabled automatically, by reason."}, []string{"reason"}),
+		deferred: prometheus.NewCounter(prometheus.CounterOpts{Name: "webhookd_deliveries_deferred_total",
+			Help: "Deliveries put off a few seconds, without an attempt, because their endpoint was at its in-flight cap."}),
 	}
-	m.reg.MustRegister(m.requests, m.latency, m.attempts, m.attemptD, m.disabled,
+	m.reg.MustRegister(m.requests, m.latency, m.attempts, m.attemptD, m.disabled, m.deferred,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -63,6 +66,8 @@ func (m *metrics) Attempt(outcome string, d time.Duration) {
 }
 
 func (m *metrics) Disabled(reason string) { m.disabled.WithLabelValues(reason).Inc() }
+
+func (m *metrics) Deferred() { m.deferred.Inc() }
 
 // stateCacheTTL bounds how often a scrape reads the queue and registry state.
 const stateCacheTTL = 5 * time.Second

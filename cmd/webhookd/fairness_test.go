@@ -1,0 +1,65 @@
+package main
+
+import (
+	"net/http"
+	"sync/atomic"
+	"testing"
+
+	"github.com/cert-ix/webhookd/registry"
+)
+
+// A receiver that holds every request may take only its endpoint's share of the workers
+// (WEBHOOKD_CONCURRENCY 4: 2 per endpoint); another endpoint's delivery, queued behind the
+// held ones, is delivered while they hang, and the deferred ones cost no attempts.
+func TestSlowEndpointDoesNotStarveOthers(t *testing.T) {
+	st := newStack(t, map[string]string{"WEBHOOKD_CONCURRENCY": "4", "WEBHOOKD_ATTEMPT_TIMEOUT": "60s"})
+	svc := st.start(t)
+	_, key := st.tenant(t)
+
+	release := make(chan struct{})
+	var inFlight, most atomic.Int64
+	slow := newReceiver(t, func(_ int, w http.ResponseWriter, r *http.Request) {
+		n := inFlight.Add(1)
+		defer inFlight.Add(-1)
+		for m := most.Load(); n > m && !most.CompareAndSwap(m, n); m = most.Load() {
+		}
+		select {
+		case <-release:
+		case <-r.Context().Done():
+			return
+		}
+		w.WriteHeader(http.StatusOK)
+	})
+	fast := newReceiver(t, statusResponder(http.StatusOK))
+	slowEp := svc.createEndpoint(t, key, slow.URL, []string{registry.EventScanStarted}, nil)
+	fastEp := svc.createEndpoint(t, key, fast.URL, []string{registry.EventScanCompleted}, nil)
+
+	var held []publishedView
+	for range 6 {
+		held = append(held, svc.publish(t, key, registry.EventScanStarted, scanData()))
+	}
+	waitFor(t, patience, "two held attempts at the slow receiver", func() bool { return slow.count() == 2 })
+	ev := svc.publish(t, key, registry.EventScanCompleted, scanData())
+	svc.waitDelivery(t, key, fastEp.ID, ev.ID, registry.DeliverySucceeded)
+	if n := slow.count(); n != 2 {
+		t.Errorf("slow receiver got %d requests while it held 2, want 2 (the rest deferred)", n)
+	}
+	deferred, _ := metricValue(scrape(t, svc), "webhookd_deliveries_deferred_total")
+	if deferred < 1 {
+		t.Errorf("webhookd_deliveries_deferred_total = %v, want at least 1", deferred)
+	}
+
+	close(release)
+	for _, e := range held {
+		d := svc.waitDelivery(t, key, slowEp.ID, e.ID, registry.DeliverySucceeded)
+		if len(d.Attempts) != 1 {
+			t.Errorf("delivery %s has %d attempts, want 1: deferrals are not attempts", d.ID, len(d.Attempts))
+		}
+	}
+	if m := most.Load(); m > 2 {
+		t.Errorf("slow receiver had %d requests in flight at once, want at most 2", m)
+	}
+	if got := slow.idCounts(); len(got) != len(held) {
+		t.Errorf("slow receiver saw %d distinct events, want %d", len(got), len(held))
+	}
+}
