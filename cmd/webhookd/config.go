@@ -22,6 +22,7 @@ type Config struct {
 	RedisClusterAddrs     string
 	AllowPrivateCIDRs     string
 	ExtraCAFile           string
+	DNSServer             string
 	TrustedProxies        string
 	Policy                delivery.RetryPolicy
 	AttemptTimeout        time.Duration
@@ -95,6 +96,7 @@ func parseServe(args []string, getenv func(string) string, stderr io.Writer) (*C
 	e.str(&c.RedisClusterAddrs, "redis-cluster-addrs", "REDIS_CLUSTER_ADDRS", "", "comma-separated Redis Cluster node addresses")
 	e.str(&c.AllowPrivateCIDRs, "allow-private-cidrs", "WEBHOOKD_ALLOW_PRIVATE_CIDRS", "", "comma-separated otherwise-blocked ranges endpoints may resolve to (local testing)")
 	e.str(&c.ExtraCAFile, "extra-ca-file", "WEBHOOKD_EXTRA_CA_FILE", "", "PEM file of root CAs trusted for endpoint TLS in addition to the system roots")
+	e.str(&c.DNSServer, "dns-server", "WEBHOOKD_DNS_SERVER", "", "ip:port of the DNS server that resolves webhook hosts; empty: the system resolver")
 	e.str(&c.TrustedProxies, "trusted-proxies", "WEBHOOKD_TRUSTED_PROXIES", "", "comma-separated CIDRs whose X-Forwarded-For is believed")
 	e.dur(&c.Policy.InitialInterval, "retry-initial-interval", "WEBHOOKD_RETRY_INITIAL_INTERVAL", 5*time.Second, "first retry delay")
 	e.float(&c.Policy.Multiplier, "retry-multiplier", "WEBHOOKD_RETRY_MULTIPLIER", 3, "growth factor of retry delays")
@@ -134,6 +136,11 @@ func (c *Config) validate() error {
 	}
 	if _, err := parsePrefixes(c.AllowPrivateCIDRs); err != nil {
 		return fmt.Errorf("WEBHOOKD_ALLOW_PRIVATE_CIDRS: %w", err)
+	}
+	if c.DNSServer != "" {
+		if _, err := netip.ParseAddrPort(c.DNSServer); err != nil {
+			return fmt.Errorf("WEBHOOKD_DNS_SERVER: %q is not an ip:port", c.DNSServer)
+		}
 	}
 	if _, err := parsePrefixes(c.TrustedProxies); err != nil {
 		return fmt.Errorf("WEBHOOKD_TRUSTED_PROXIES: %w", err)

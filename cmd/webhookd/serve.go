@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/cert-ix/webhookd/api"
@@ -123,8 +124,14 @@ func httpClient(c *Config) (*http.Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("WEBHOOKD_EXTRA_CA_FILE: %w", err)
 	}
-	return delivery.NewHTTPClient(delivery.ClientConfig{AllowPrivate: allow, ExtraRootCAs: ca})
+	return delivery.NewHTTPClient(delivery.ClientConfig{AllowPrivate: allow, ExtraRootCAs: ca, DNSServer: c.DNSServer,
+		Control: dialCheck})
 }
+
+// dialCheck, if set, runs after the address guard right before every connect(2) of the
+// webhook client. It is nil in production; the tests install a spy that refuses anything
+// off loopback.
+var dialCheck func(network, address string, c syscall.RawConn) error
 
 func newAPI(c *Config, store *registry.Store, enq delivery.Enqueuer, client *http.Client, log *slog.Logger,
 	extra func(*echo.Echo), observe func(string, string, int, time.Duration)) (*api.Server, error) {
