@@ -22,7 +22,9 @@ func Probe(ctx context.Context, client *http.Client, url, userAgent string, time
 	if timeout <= 0 {
 		timeout = defaultProbeTimeout
 	}
-	header := http.Header{"User-Agent": []string{userAgent}}
+	// The probe's connection is closed, not pooled: a delivery must make its own DNS lookup
+	// and connect-time address check even when the API and the workers share one client.
+	header := http.Header{"User-Agent": []string{userAgent}, "Connection": []string{"close"}}
 	res := attempt(ctx, client, http.MethodHead, url, header, nil, timeout)
 	if res.Err != nil {
 		return fmt.Errorf("%w: %w", ErrUnreachable, res.Err)

@@ -166,34 +166,46 @@ func TestSSRFDNSRebinding(t *testing.T) {
 	spy := &connectSpy{}
 	rebindTo := []string{"10.0.0.1", "169.254.169.254", "::1", "fd00::1", "::ffff:192.168.0.1", "64:ff9b::a9fe:a9fe"}
 	blocked := 0
-	for i, to := range rebindTo {
-		t.Run(to, func(t *testing.T) {
-			name := fmt.Sprintf("rebind-%d.example.com", i)
-			dns.Sequence(name, []netip.Addr{netip.MustParseAddr("127.0.0.1")}, []netip.Addr{netip.MustParseAddr(to)})
-			hook := fmt.Sprintf("https://%s:%d/hook", name, port)
-			// The API and the workers are separate processes with separate connection pools.
-			registration := ssrfClient(t, dns, spy, loopback[:1], certPEM(srv.Certificate()))
-			worker := ssrfClient(t, dns, spy, loopback[:1], certPEM(srv.Certificate()))
-			headsBefore := heads.Load()
-			if err := Probe(t.Context(), registration, hook, "webhookd-test/1.0", 5*time.Second); err != nil {
-				t.Fatalf("Probe while the name answers 127.0.0.1 = %v, want nil", err)
-			}
-			if heads.Load() != headsBefore+1 {
-				t.Fatalf("receiver got %d probes, want 1", heads.Load()-headsBefore)
-			}
-			res := Send(t.Context(), worker, Request{URL: hook, Body: []byte(`{}`)}, 5*time.Second)
-			dest := deliverytest.DialedAs(to, port)
-			if blockedBy(res.Err) != deliverytest.StopGuard || !strings.Contains(res.Err.Error(), "blocked address "+dest) {
-				t.Fatalf("Send after rebinding = %d, %v; want blocked address %s", res.StatusCode, res.Err, dest)
-			}
-			blocked++
-			if got := Classify(res.StatusCode, res.Header, res.Err, time.Now()); got.Kind != Failure {
-				t.Errorf("Classify = %s, want failure", got.Kind)
-			}
-			if q := dns.Queries(name); q < 2 {
-				t.Errorf("the test's DNS server got %d queries for %s, want the probe's and the delivery's", q, name)
-			}
-		})
+	tried := 0
+	for _, shared := range []bool{false, true} {
+		process := "separate processes"
+		if shared {
+			process = "one process"
+		}
+		for i, to := range rebindTo {
+			tried++
+			t.Run(process+"/"+to, func(t *testing.T) {
+				name := fmt.Sprintf("rebind-%d-%t.example.com", i, shared)
+				dns.Sequence(name, []netip.Addr{netip.MustParseAddr("127.0.0.1")}, []netip.Addr{netip.MustParseAddr(to)})
+				hook := fmt.Sprintf("https://%s:%d/hook", name, port)
+				// With --role api and worker the two have separate connection pools; with --role
+				// all they share one, and the probe must not leave its connection to be reused.
+				registration := ssrfClient(t, dns, spy, loopback[:1], certPEM(srv.Certificate()))
+				worker := ssrfClient(t, dns, spy, loopback[:1], certPEM(srv.Certificate()))
+				if shared {
+					worker = registration
+				}
+				headsBefore := heads.Load()
+				if err := Probe(t.Context(), registration, hook, "webhookd-test/1.0", 5*time.Second); err != nil {
+					t.Fatalf("Probe while the name answers 127.0.0.1 = %v, want nil", err)
+				}
+				if heads.Load() != headsBefore+1 {
+					t.Fatalf("receiver got %d probes, want 1", heads.Load()-headsBefore)
+				}
+				res := Send(t.Context(), worker, Request{URL: hook, Body: []byte(`{}`)}, 5*time.Second)
+				dest := deliverytest.DialedAs(to, port)
+				if blockedBy(res.Err) != deliverytest.StopGuard || !strings.Contains(res.Err.Error(), "blocked address "+dest) {
+					t.Fatalf("Send after rebinding = %d, %v; want blocked address %s", res.StatusCode, res.Err, dest)
+				}
+				blocked++
+				if got := Classify(res.StatusCode, res.Header, res.Err, time.Now()); got.Kind != Failure {
+					t.Errorf("Classify = %s, want failure", got.Kind)
+				}
+				if q := dns.Queries(name); q < 2 {
+					t.Errorf("the test's DNS server got %d queries for %s, want the probe's and the delivery's", q, name)
+				}
+			})
+		}
 	}
 	if n := posts.Load(); n != 0 {
 		t.Errorf("receiver got %d deliveries, want 0", n)
@@ -204,7 +216,7 @@ func TestSSRFDNSRebinding(t *testing.T) {
 		}
 	}
 	t.Logf("DNS rebinding: tried %d, blocked %d at delivery; the receiver got %d probes and %d deliveries",
-		len(rebindTo), blocked, heads.Load(), posts.Load())
+		tried, blocked, heads.Load(), posts.Load())
 }
 
 // TestEmbeddedIPv4Guard covers the deny rule added on top of code.dny.dev/ssrf: an IPv6
