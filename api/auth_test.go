@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/cert-ix/webhookd/registry"
+	"github.com/cert-ix/webhookd/registry/registrytest"
 )
 
 // changeChar returns s with the character at i replaced by another base62 character.
@@ -229,4 +230,89 @@ func TestInsufficientScope(t *testing.T) {
 			assertRateHeaders(t, r)
 		})
 	}
+}
+
+// TestStatusChangesApplyToTheNextRequest: the API keeps no copy of a key between requests, so
+// a key revoked, suspended or past its expiry, or a tenant suspended, fails on the very next
+// request, on every API server sharing the Redis, however often the key was used before.
+func TestStatusChangesApplyToTheNextRequest(t *testing.T) {
+	type state struct {
+		e        *env
+		clock    *testClock
+		tid, kid string
+		expires  time.Time
+		second   *env // another API server on the same Redis
+	}
+	tests := []struct {
+		name      string
+		change    func(t *testing.T, s *state)
+		status    int
+		code, msg string
+	}{
+		{"key revoked", func(t *testing.T, s *state) { setStatus(t, s.e, s.tid, s.kid, true, false, false) },
+			401, "KEY_REVOKED", "API key has been revoked"},
+		{"key suspended", func(t *testing.T, s *state) { setStatus(t, s.e, s.tid, s.kid, false, true, false) },
+			401, "KEY_SUSPENDED", "API key has been suspended"},
+		{"key expired", func(t *testing.T, s *state) { s.clock.Set(s.expires) },
+			401, "KEY_EXPIRED", "API key has expired"},
+		{"tenant suspended", func(t *testing.T, s *state) { setStatus(t, s.e, s.tid, s.kid, false, false, true) },
+			403, "TENANT_SUSPENDED", "Tenant account is suspended"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := &state{clock: &testClock{now: time.Now().UTC()}}
+			s.e = newEnv(t, withClock(s.clock))
+			s.second = newEnv(t, withRedis(s.e.rdb), withClock(s.clock))
+			s.tid = s.e.tenant(t, 0)
+			s.expires = s.clock.Now().Add(time.Hour)
+			key, kid := s.e.key(t, registry.NewKeyParams{TenantID: s.tid, ExpiresAt: &s.expires})
+			s.kid = kid
+			other, _ := s.e.key(t, registry.NewKeyParams{TenantID: s.tid})
+			servers := []*env{s.e, s.second}
+			for range 3 {
+				for _, srv := range servers {
+					listData(t, srv.do(t, http.MethodGet, "/api/v1/webhooks", key, nil))
+				}
+			}
+			s.clock.Set(s.expires.Add(-time.Nanosecond)) // the last instant the key is valid
+			listData(t, s.e.do(t, http.MethodGet, "/api/v1/webhooks", key, nil))
+			tt.change(t, s)
+			for _, srv := range servers {
+				assertError(t, srv.do(t, http.MethodGet, "/api/v1/webhooks", key, nil), tt.status, tt.code, tt.msg)
+			}
+			// The tenant's other key fails with the tenant; a change of one key leaves it alone.
+			r := s.e.do(t, http.MethodGet, "/api/v1/webhooks", other, nil)
+			if tt.code == "TENANT_SUSPENDED" {
+				assertError(t, r, tt.status, tt.code, tt.msg)
+			} else {
+				listData(t, r)
+			}
+		})
+	}
+}
+
+// TestAPIKeysStoredAsHashesOnly uses keys on every route, publishing included (asynq tasks,
+// events, deliveries), then reads every key and value in Redis: no plain key and no secret
+// part is anywhere, and each key's SHA-256 hash is.
+func TestAPIKeysStoredAsHashesOnly(t *testing.T) {
+	e := newEnv(t)
+	key, tid := e.newKey(t)
+	readOnly, _ := e.key(t, registry.NewKeyParams{TenantID: tid, Scopes: []string{registry.ScopeWebhooksRead}})
+	otherTenant, _ := e.newKey(t)
+	id := e.createWebhook(t, key)["id"].(string)
+	did := e.sendTest(t, key, id)["id"].(string)
+	for _, op := range webhookOps(id, did) {
+		e.do(t, op.method, op.path, readOnly, opBody(op.method))
+		e.do(t, op.method, op.path, otherTenant, opBody(op.method))
+		if op.name != "delete" {
+			e.do(t, op.method, op.path, key, opBody(op.method))
+		}
+	}
+	data(t, e.publish(t, key, "scan.completed", "Idempotency-Key", "idem-"+key[len(key)-8:]), http.StatusAccepted)
+	usage(t, e, readOnly)
+	db := registrytest.Dump(t, e.rdb)
+	if len(db) < 5 {
+		t.Fatalf("the database holds %d keys: the traffic stored nothing to scan", len(db))
+	}
+	registrytest.CheckKeysHashedOnly(t, db, key, readOnly, otherTenant)
 }

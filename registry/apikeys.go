@@ -111,7 +111,34 @@ func (s *Store) CreateAPIKey(ctx context.Context, p NewKeyParams) (*APIKey, stri
 	if err := s.rdb.SAdd(ctx, tenantAPIKeysKey(p.TenantID), k.ID).Err(); err != nil {
 		return nil, "", storeErr("index api key", err)
 	}
+	if err := s.recopyTenant(ctx, k); err != nil {
+		return nil, "", err
+	}
 	return k, plain, nil
+}
+
+// recopyTenant reads the tenant again once the new key is in the tenant's set. A
+// SetTenantStatus that ran after the first read did not find the key to copy its status into;
+// either it finds the key now or this read sees its change, so a key made while its tenant
+// was being suspended never carries "active".
+func (s *Store) recopyTenant(ctx context.Context, k *APIKey) error {
+	t, err := s.Tenant(ctx, k.TenantID)
+	if err != nil {
+		return err
+	}
+	if t.Status == k.TenantStatus && t.MonthlyEventQuota == k.TenantQuota {
+		return nil
+	}
+	var cur APIKey
+	err = s.updateJSON(ctx, apiKeyKey(k.ID), &cur, func() error {
+		cur.TenantStatus, cur.TenantQuota = t.Status, t.MonthlyEventQuota
+		return nil
+	})
+	if err != nil {
+		return storeErr("update api key", err)
+	}
+	k.TenantStatus, k.TenantQuota = t.Status, t.MonthlyEventQuota
+	return nil
 }
 
 // LookupAPIKey resolves a plain key. It returns INVALID_API_KEY for a malformed or unknown

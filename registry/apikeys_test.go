@@ -1,16 +1,19 @@
 package registry_test
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
+	"context"
 	"errors"
+	"fmt"
 	"regexp"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/cert-ix/webhookd/registry"
+	"github.com/cert-ix/webhookd/registry/registrytest"
+	"github.com/redis/go-redis/v9"
 )
 
 var keyFormat = regexp.MustCompile(`^cix_sk_[0-9A-Za-z]{48}$`)
@@ -109,32 +112,83 @@ func TestLookupAPIKeyRejects(t *testing.T) {
 	})
 }
 
-// TestAPIKeyStoredAsHashOnly reads every key and value in the database and proves the plain
-// key and its secret part are nowhere, while the SHA-256 hash is.
+// TestAPIKeyStoredAsHashOnly creates keys of every kind, uses them (lookup, rate limit, status
+// changes, a tenant suspended and resumed, which rewrites every key's copy of the tenant), then
+// reads every key and value in the database and proves no plain key and no secret part is
+// anywhere, while each key's SHA-256 hash is.
 func TestAPIKeyStoredAsHashOnly(t *testing.T) {
 	eachBackend(t, registry.Config{}, func(t *testing.T, e *env) {
-		tn := e.tenant(t, 0)
-		k, plain := e.apiKey(t, registry.NewKeyParams{TenantID: tn.ID, Name: "hash-only"})
-		if _, err := e.store.LookupAPIKey(t.Context(), plain); err != nil {
-			t.Fatalf("LookupAPIKey: %v", err)
+		ctx := t.Context()
+		tn := e.tenant(t, 100)
+		exp := start.Add(time.Hour)
+		params := []registry.NewKeyParams{
+			{TenantID: tn.ID, Name: "hash-only"},
+			{TenantID: tn.ID, Name: "everything", Scopes: registry.Scopes, AllowedScanTypes: []string{"zap"},
+				AllowedIPAddresses: []string{"203.0.113.0/24"}, ExpiresAt: &exp, RateLimitPerMinute: 60},
+			{TenantID: tn.ID, Name: "to suspend"},
+			{TenantID: tn.ID, Name: "to revoke"},
+			{TenantID: e.tenant(t, 0).ID, Name: "other tenant"},
 		}
-		if _, err := e.store.AllowRequest(t.Context(), k.ID, 10); err != nil {
-			t.Fatalf("AllowRequest: %v", err)
-		}
-		secret := plain[len(plain)-32:]
-		sum := sha256.Sum256([]byte(plain))
-		hash := hex.EncodeToString(sum[:])
-		sawHash := false
-		for key, vals := range dumpDB(t, e.rdb) {
-			for _, s := range append([]string{key}, vals...) {
-				if strings.Contains(s, secret) || strings.Contains(s, plain) {
-					t.Errorf("key %s holds the plain API key or its secret part: %q", key, s)
-				}
-				sawHash = sawHash || strings.Contains(s, hash)
+		var plains []string
+		for i, p := range params {
+			k, plain := e.apiKey(t, p)
+			plains = append(plains, plain)
+			if _, err := e.store.LookupAPIKey(ctx, plain); err != nil {
+				t.Fatalf("LookupAPIKey: %v", err)
+			}
+			if _, err := e.store.AllowRequest(ctx, k.ID, 10); err != nil {
+				t.Fatalf("AllowRequest: %v", err)
+			}
+			switch i {
+			case 2:
+				_, err := e.store.SetAPIKeyStatus(ctx, k.ID, registry.StatusSuspended)
+				wantNoErr(t, err)
+			case 3:
+				_, err := e.store.SetAPIKeyStatus(ctx, k.ID, registry.StatusRevoked)
+				wantNoErr(t, err)
 			}
 		}
-		if !sawHash {
-			t.Errorf("the SHA-256 hash %s of the key is stored nowhere", hash)
+		for _, st := range []string{registry.StatusSuspended, registry.StatusActive} {
+			_, err := e.store.SetTenantStatus(ctx, tn.ID, st)
+			wantNoErr(t, err)
+		}
+		registrytest.CheckKeysHashedOnly(t, dumpDB(t, e.rdb), plains...)
+	})
+}
+
+func wantNoErr(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestTenantStatusReachesEveryKey: the API reads a tenant's status and quota from the key's
+// copy, so suspending or resuming a tenant must rewrite every one of its keys before it returns.
+func TestTenantStatusReachesEveryKey(t *testing.T) {
+	eachBackend(t, registry.Config{}, func(t *testing.T, e *env) {
+		ctx := t.Context()
+		tn, other := e.tenant(t, 7), e.tenant(t, 0)
+		var plains []string
+		for range 3 {
+			_, plain := e.apiKey(t, registry.NewKeyParams{TenantID: tn.ID})
+			plains = append(plains, plain)
+		}
+		_, otherPlain := e.apiKey(t, registry.NewKeyParams{TenantID: other.ID})
+		for _, st := range []string{registry.StatusSuspended, registry.StatusActive, registry.StatusSuspended} {
+			_, err := e.store.SetTenantStatus(ctx, tn.ID, st)
+			wantNoErr(t, err)
+			for _, plain := range plains {
+				k, err := e.store.LookupAPIKey(ctx, plain)
+				wantNoErr(t, err)
+				if k.TenantStatus != st || k.TenantQuota != 7 {
+					t.Errorf("after SetTenantStatus(%s) key %s carries status %q quota %d, want %s and 7",
+						st, k.ID, k.TenantStatus, k.TenantQuota, st)
+				}
+			}
+			if k, err := e.store.LookupAPIKey(ctx, otherPlain); err != nil || k.TenantStatus != registry.StatusActive {
+				t.Errorf("another tenant's key = %+v, %v; want it untouched (active)", k, err)
+			}
 		}
 	})
 }
@@ -257,6 +311,72 @@ func TestCreateAPIKeyValidates(t *testing.T) {
 		}
 		if keys, err := e.store.ListAPIKeys(t.Context(), tn.ID); err != nil || len(keys) != 0 {
 			t.Errorf("ListAPIKeys after a rejected create = %d keys, %v; want none", len(keys), err)
+		}
+	})
+}
+
+// pauseHook holds the first command named name whose key contains part until release is
+// closed, and closes reached when it gets there.
+type pauseHook struct {
+	name, part       string
+	once             sync.Once
+	reached, release chan struct{}
+}
+
+func (h *pauseHook) DialHook(next redis.DialHook) redis.DialHook { return next }
+
+func (h *pauseHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		if args := cmd.Args(); cmd.Name() == h.name && len(args) > 1 && strings.Contains(fmt.Sprint(args[1]), h.part) {
+			h.once.Do(func() {
+				close(h.reached)
+				<-h.release
+			})
+		}
+		return next(ctx, cmd)
+	}
+}
+
+func (h *pauseHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return next
+}
+
+// TestCreateAPIKeyWhileTenantIsSuspended runs the admin's SetTenantStatus(suspended) between
+// CreateAPIKey's read of the tenant and its write of the key: the new key must still carry
+// the suspension, or it would authenticate for a suspended tenant.
+func TestCreateAPIKeyWhileTenantIsSuspended(t *testing.T) {
+	eachBackend(t, registry.Config{}, func(t *testing.T, e *env) {
+		tn := e.tenant(t, 0)
+		hook := &pauseHook{name: "set", part: "}:key", reached: make(chan struct{}), release: make(chan struct{})}
+		slow := redis.NewClient(e.rdb.(*redis.Client).Options())
+		t.Cleanup(func() { slow.Close() })
+		slow.AddHook(hook)
+		creator, err := registry.New(registry.Config{Client: slow, Now: e.clock.Now})
+		wantNoErr(t, err)
+		type created struct {
+			plain string
+			err   error
+		}
+		done := make(chan created, 1)
+		go func() {
+			_, plain, err := creator.CreateAPIKey(t.Context(), registry.NewKeyParams{TenantID: tn.ID,
+				Scopes: []string{registry.ScopeWebhooksRead}})
+			done <- created{plain, err}
+		}()
+		select {
+		case <-hook.reached:
+		case c := <-done:
+			t.Fatalf("CreateAPIKey (err %v) never wrote the key with SET: move the test's pause point", c.err)
+		}
+		_, err = e.store.SetTenantStatus(t.Context(), tn.ID, registry.StatusSuspended)
+		close(hook.release)
+		wantNoErr(t, err)
+		c := <-done
+		wantNoErr(t, c.err)
+		k, err := e.store.LookupAPIKey(t.Context(), c.plain)
+		wantNoErr(t, err)
+		if k.TenantStatus != registry.StatusSuspended {
+			t.Errorf("a key created while its tenant was being suspended carries tenant status %q, want suspended", k.TenantStatus)
 		}
 	})
 }

@@ -205,44 +205,10 @@ func (e *env) getEndpoint(t *testing.T, tid, eid string) *registry.Endpoint {
 	return ep
 }
 
-// dumpDB reads every key of the database with its type and values (strings, hash fields and
-// values, list, set and sorted-set members).
+// dumpDB reads every key of the database with its type's contents (registrytest.Dump).
 func dumpDB(t *testing.T, rdb redis.UniversalClient) map[string][]string {
 	t.Helper()
-	ctx := t.Context()
-	out := map[string][]string{}
-	iter := rdb.Scan(ctx, 0, "*", 100).Iterator()
-	for iter.Next(ctx) {
-		k := iter.Val()
-		typ, err := rdb.Type(ctx, k).Result()
-		if err != nil {
-			t.Fatalf("TYPE %s: %v", k, err)
-		}
-		var vals []string
-		switch typ {
-		case "string":
-			vals = []string{rdb.Get(ctx, k).Val()}
-		case "hash":
-			for f, v := range rdb.HGetAll(ctx, k).Val() {
-				vals = append(vals, f, v)
-			}
-		case "list":
-			vals = rdb.LRange(ctx, k, 0, -1).Val()
-		case "set":
-			vals = rdb.SMembers(ctx, k).Val()
-		case "zset":
-			vals = rdb.ZRange(ctx, k, 0, -1).Val()
-		case "none":
-			continue // expired between SCAN and TYPE
-		default:
-			t.Fatalf("key %s has unexpected type %s", k, typ)
-		}
-		out[k] = vals
-	}
-	if err := iter.Err(); err != nil {
-		t.Fatalf("SCAN: %v", err)
-	}
-	return out
+	return registrytest.Dump(t, rdb)
 }
 
 func ids(qs []registry.Queued) map[string]registry.Queued {

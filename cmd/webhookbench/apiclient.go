@@ -92,10 +92,10 @@ type createdEndpoint struct {
 	Secret string `json:"secret"`
 }
 
-// createEndpoint registers url for every scan event; webhookd probes it once.
-func (a *apiClient) createEndpoint(ctx context.Context, url string) (createdEndpoint, error) {
+// createEndpointFor registers url for events; webhookd probes it once.
+func (a *apiClient) createEndpointFor(ctx context.Context, url string, events []string) (createdEndpoint, error) {
 	var e createdEndpoint
-	err := a.call(ctx, http.MethodPost, "/api/v1/webhooks", map[string]any{"url": url, "events": allEvents}, &e)
+	err := a.call(ctx, http.MethodPost, "/api/v1/webhooks", map[string]any{"url": url, "events": events}, &e)
 	if err == nil && (e.ID == "" || e.Secret == "") {
 		err = fmt.Errorf("create webhook answered no id or secret")
 	}
@@ -126,6 +126,21 @@ func (a *apiClient) countDeliveries(ctx context.Context, id, status string) (int
 		return 0, err
 	}
 	return env.Pagination.Total, nil
+}
+
+// deliveryIDs returns the ids of an endpoint's newest 100 deliveries.
+func (a *apiClient) deliveryIDs(ctx context.Context, id string) ([]string, error) {
+	var ds []struct {
+		ID string `json:"id"`
+	}
+	if err := a.call(ctx, http.MethodGet, "/api/v1/webhooks/"+id+"/deliveries?limit=100", nil, &ds); err != nil {
+		return nil, err
+	}
+	out := make([]string, len(ds))
+	for i, d := range ds {
+		out[i] = d.ID
+	}
+	return out, nil
 }
 
 // published is the part of the publish answer the bench uses.

@@ -143,6 +143,8 @@ func (b *bench) runScenario(ctx context.Context, name string) (*runResult, error
 		return b.baseline(ctx)
 	case "memory":
 		return b.memory(ctx)
+	case "mixed":
+		return b.mixed(ctx)
 	}
 	return nil, fmt.Errorf("unknown scenario %q", name)
 }

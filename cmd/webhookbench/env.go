@@ -73,25 +73,39 @@ func (e *env) receiver(cfg receiverConfig) (*receiver, error) {
 	return r, nil
 }
 
-// register creates one endpoint per label on r through the API (16 at a time: each one
-// makes webhookd probe the receiver) and tells r to answer them with status.
+// register creates one endpoint per label on r for every event type and tells r to answer
+// them with status.
 func (e *env) register(ctx context.Context, r *receiver, labels []string, status int) ([]string, error) {
-	ids := make([]string, len(labels))
+	eps, err := e.registerFor(ctx, r, labels, allEvents)
+	ids := make([]string, len(eps))
+	for i, ep := range eps {
+		if ep.ID != "" {
+			r.expect(labels[i], ep.Secret, status)
+		}
+		ids[i] = ep.ID
+	}
+	return ids, err
+}
+
+// registerFor creates one endpoint per label on r subscribed to events, through the API (16
+// at a time: each one makes webhookd probe the receiver). r is not told of them: a delivery
+// to one counts as a problem unless the caller calls r.expect.
+func (e *env) registerFor(ctx context.Context, r *receiver, labels, events []string) ([]createdEndpoint, error) {
+	eps := make([]createdEndpoint, len(labels))
 	err := parallel(len(labels), 16, func(i int) error {
-		ep, err := e.api.createEndpoint(ctx, r.URL(labels[i]))
+		ep, err := e.api.createEndpointFor(ctx, r.URL(labels[i]), events)
 		if err != nil {
 			return fmt.Errorf("register endpoint %s: %w", labels[i], err)
 		}
-		r.expect(labels[i], ep.Secret, status)
-		ids[i] = ep.ID
+		eps[i] = ep
 		return nil
 	})
-	for _, id := range ids {
-		if id != "" {
-			e.endpoints = append(e.endpoints, id)
+	for _, ep := range eps {
+		if ep.ID != "" {
+			e.endpoints = append(e.endpoints, ep.ID)
 		}
 	}
-	return ids, err
+	return eps, err
 }
 
 // publisher publishes through the API.

@@ -76,33 +76,43 @@ func publishClosed(ctx context.Context, n, workers int, pub publishFunc) *loadRe
 // scheduled time whatever happened to earlier ones, and stamped with that time, so a stalled
 // server shows up as latency instead of as a slower sender.
 func publishPaced(ctx context.Context, rate float64, d time.Duration, maxInFlight int, pub publishFunc) *loadResult {
+	res := &loadResult{ids: make([]string, 0, int(rate*d.Seconds()))}
+	res.start, res.end, res.skipped = openLoop(ctx, rate, d, maxInFlight, func(seq int, at time.Time) {
+		res.timed(ctx, pub, at, seq)
+	})
+	return res
+}
+
+// openLoop calls send(seq, at) in a goroutine of its own at each scheduled time at, rate times
+// per second for d, with at most maxInFlight calls running: a call due while that many are
+// still running is skipped and counted, so the open loop stays bounded instead of piling up
+// goroutines. It returns when every call has returned.
+func openLoop(ctx context.Context, rate float64, d time.Duration, maxInFlight int,
+	send func(seq int, at time.Time)) (start, end time.Time, skipped int) {
 	n := int(rate * d.Seconds())
-	res := &loadResult{ids: make([]string, 0, n), start: time.Now()}
+	start = time.Now()
 	interval := time.Duration(float64(time.Second) / rate)
 	sem := make(chan struct{}, maxInFlight)
 	var wg sync.WaitGroup
 	for i := 0; i < n && ctx.Err() == nil; i++ {
-		at := res.start.Add(time.Duration(i) * interval)
+		at := start.Add(time.Duration(i) * interval)
 		if wait := time.Until(at); wait > 0 {
 			sleepCtx(ctx, wait)
 		}
 		select {
 		case sem <- struct{}{}:
 		default:
-			res.mu.Lock()
-			res.skipped++
-			res.mu.Unlock()
+			skipped++
 			continue
 		}
 		wg.Add(1)
-		go func(seq int) {
+		go func() {
 			defer func() { <-sem; wg.Done() }()
-			res.timed(ctx, pub, at, seq)
-		}(i)
+			send(i, at)
+		}()
 	}
 	wg.Wait()
-	res.end = time.Now()
-	return res
+	return start, time.Now(), skipped
 }
 
 // perSecond is n per d in seconds; 0 when d is 0.

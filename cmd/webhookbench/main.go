@@ -36,10 +36,10 @@ func main() {
 }
 
 // scenarioNames lists every scenario in the order --scenario all runs them.
-var scenarioNames = []string{"flood", "baseline", "paced", "fanout", "slow", "failing", "memory"}
+var scenarioNames = []string{"flood", "baseline", "paced", "fanout", "slow", "failing", "memory", "mixed"}
 
 // smokeScenarios are the ones --smoke runs: those that check webhookd's correctness.
-var smokeScenarios = []string{"flood", "paced", "fanout", "slow", "failing"}
+var smokeScenarios = []string{"flood", "paced", "fanout", "slow", "failing", "mixed"}
 
 // options are the command-line flags.
 type options struct {
@@ -58,6 +58,9 @@ type options struct {
 	FailingBad       int           `json:"failingBad"`
 	MemEvents        int           `json:"memEvents"`
 	MemEndpoints     int           `json:"memEndpoints"`
+	MixedRate        float64       `json:"mixedRate"`
+	MixedDuration    time.Duration `json:"mixedDuration"`
+	MixedEndpoints   int           `json:"mixedEndpoints"`
 	Smoke            bool          `json:"smoke"`
 	JSONPath         string        `json:"-"`
 	RedisURL         string        `json:"-"`
@@ -72,7 +75,7 @@ func parseOptions(args []string, stderr io.Writer) (*options, error) {
 	o := &options{}
 	fs := flag.NewFlagSet("webhookbench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	fs.StringVar(&o.Scenario, "scenario", "all", "flood, paced, fanout, slow, failing, baseline, memory or all (comma-separated list allowed)")
+	fs.StringVar(&o.Scenario, "scenario", "all", "flood, paced, fanout, slow, failing, baseline, memory, mixed or all (comma-separated list allowed)")
 	fs.IntVar(&o.Events, "events", 50000, "events published by flood and baseline (failing publishes events/failing-endpoints)")
 	fs.IntVar(&o.Publishers, "publishers", 32, "closed-loop publishers of flood, failing and baseline")
 	fs.DurationVar(&o.Duration, "duration", 30*time.Second, "how long paced publishes")
@@ -87,6 +90,9 @@ func parseOptions(args []string, stderr io.Writer) (*options, error) {
 	fs.IntVar(&o.FailingBad, "failing-bad", 2, "how many of them always answer 500")
 	fs.IntVar(&o.MemEvents, "mem-events", 2000, "events published for the Redis memory measurement")
 	fs.IntVar(&o.MemEndpoints, "mem-endpoints", 10, "endpoints of the Redis memory measurement")
+	fs.Float64Var(&o.MixedRate, "mixed-rate", 400, "requests per second of the mixed scenario (60% gets, 25% lists, 15% publishes)")
+	fs.DurationVar(&o.MixedDuration, "mixed-duration", time.Minute, "how long the mixed scenario sends requests")
+	fs.IntVar(&o.MixedEndpoints, "mixed-endpoints", 20, "endpoints of the mixed scenario's tenant; 2 of them subscribe to the published events")
 	fs.BoolVar(&o.Smoke, "smoke", false, "correctness only: a few hundred events, exits non-zero on any loss, duplicate or bad signature")
 	fs.StringVar(&o.JSONPath, "json", "", "also write the results as JSON to this file")
 	fs.StringVar(&o.RedisURL, "redis-url", "", "use this Redis instead of starting redis-server; it must be a dedicated database: the bench empties it (FLUSHDB) before every run")
@@ -115,6 +121,7 @@ func (o *options) smokeDefaults() {
 	o.SlowRate, o.SlowDuration = 20, 2*time.Second
 	o.FailingEndpoints, o.FailingBad = 5, 1
 	o.MemEvents, o.MemEndpoints = 100, 2
+	o.MixedRate, o.MixedDuration, o.MixedEndpoints = 100, 2*time.Second, 5
 }
 
 func (o *options) validate() error {
@@ -124,11 +131,15 @@ func (o *options) validate() error {
 		}
 	}
 	if o.Events < 1 || o.Publishers < 1 || o.Runs < 1 || o.Concurrency < 1 || o.FanoutEndpoints < 1 ||
-		o.Rate <= 0 || o.SlowRate <= 0 || o.Duration <= 0 || o.SlowDuration <= 0 || o.MemEvents < 1 || o.MemEndpoints < 1 {
+		o.Rate <= 0 || o.SlowRate <= 0 || o.Duration <= 0 || o.SlowDuration <= 0 || o.MemEvents < 1 || o.MemEndpoints < 1 ||
+		o.MixedRate <= 0 || o.MixedDuration <= 0 {
 		return errors.New("counts, rates and durations must be positive")
 	}
 	if o.FailingBad < 0 || o.FailingBad >= o.FailingEndpoints {
 		return errors.New("--failing-bad must be at least 0 and less than --failing-endpoints")
+	}
+	if o.MixedEndpoints < mixedSubscribed {
+		return fmt.Errorf("--mixed-endpoints must be at least %d", mixedSubscribed)
 	}
 	if (o.Target == "") != (o.Key == "") {
 		return errors.New("--target and --key go together")

@@ -84,6 +84,10 @@ func describe(o *options, name string) string {
 	case "failing":
 		return fmt.Sprintf("%d events from %d closed-loop publishers to %d endpoints, %d of them always answering 500 (retries 100ms×2 up to 1s, 4 attempts, disable after 20 failures, no minimum window)",
 			max(o.Events/o.FailingEndpoints, 1), o.Publishers, o.FailingEndpoints, o.FailingBad)
+	case "mixed":
+		return fmt.Sprintf("%g requests/s open loop for %s: 30%% get webhook, 30%% get delivery, 10%% list webhooks, 15%% list deliveries, 15%% publish, "+
+			"to a tenant with %d endpoints, %d of them subscribed; latency from each request's scheduled time; any non-2xx is an error",
+			o.MixedRate, o.MixedDuration, o.MixedEndpoints, mixedSubscribed)
 	case "memory":
 		return fmt.Sprintf("%d events to %d endpoints published to webhookd --role api (fanned out at publish, no worker, so every delivery stays pending); the event's share measured with a tenant without endpoints",
 			o.MemEvents, o.MemEndpoints)
