@@ -103,7 +103,7 @@ func (s *Store) CreateAPIKey(ctx context.Context, p NewKeyParams) (*APIKey, stri
 		ID: "key_" + idPart, TenantID: p.TenantID, Name: p.Name, Scopes: dedupe(p.Scopes),
 		AllowedScanTypes: nonNil(dedupe(p.AllowedScanTypes)), AllowedIPAddresses: nonNil(p.AllowedIPAddresses),
 		ExpiresAt: p.ExpiresAt, Status: StatusActive, RateLimitPerMinute: p.RateLimitPerMinute,
-		CreatedAt: now, UpdatedAt: now, Hash: hashKey(plain), TenantStatus: t.Status, TenantQuota: t.MonthlyEventQuota,
+		CreatedAt: now, UpdatedAt: now, Hash: hashKey(plain), TenantStatus: t.Status, TenantQuota: t.MonthlyEventQuota, TenantVersion: t.Version,
 	}
 	if err := s.setJSON(ctx, apiKeyKey(k.ID), k); err != nil {
 		return nil, "", storeErr("create api key", err)
@@ -126,18 +126,19 @@ func (s *Store) recopyTenant(ctx context.Context, k *APIKey) error {
 	if err != nil {
 		return err
 	}
-	if t.Status == k.TenantStatus && t.MonthlyEventQuota == k.TenantQuota {
+	if !k.copyTenant(t) {
 		return nil
 	}
 	var cur APIKey
 	err = s.updateJSON(ctx, apiKeyKey(k.ID), &cur, func() error {
-		cur.TenantStatus, cur.TenantQuota = t.Status, t.MonthlyEventQuota
+		if !cur.copyTenant(t) {
+			return errUnchanged
+		}
 		return nil
 	})
-	if err != nil {
+	if err != nil && !errors.Is(err, errUnchanged) {
 		return storeErr("update api key", err)
 	}
-	k.TenantStatus, k.TenantQuota = t.Status, t.MonthlyEventQuota
 	return nil
 }
 

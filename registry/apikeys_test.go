@@ -380,3 +380,43 @@ func TestCreateAPIKeyWhileTenantIsSuspended(t *testing.T) {
 		}
 	})
 }
+
+// TestOverlappingTenantStatusChanges: a suspension that read a key, then stalled while a
+// resume went through completely, must not write its older status over the newer one.
+func TestOverlappingTenantStatusChanges(t *testing.T) {
+	eachBackend(t, registry.Config{}, func(t *testing.T, e *env) {
+		tn := e.tenant(t, 0)
+		_, plain, err := e.store.CreateAPIKey(t.Context(), registry.NewKeyParams{TenantID: tn.ID,
+			Scopes: []string{registry.ScopeWebhooksRead}})
+		wantNoErr(t, err)
+		hook := &pauseHook{name: "get", part: "}:key", reached: make(chan struct{}), release: make(chan struct{})}
+		slow := redis.NewClient(e.rdb.(*redis.Client).Options())
+		t.Cleanup(func() { slow.Close() })
+		slow.AddHook(hook)
+		suspender, err := registry.New(registry.Config{Client: slow, Now: e.clock.Now})
+		wantNoErr(t, err)
+		done := make(chan error, 1)
+		go func() {
+			_, err := suspender.SetTenantStatus(t.Context(), tn.ID, registry.StatusSuspended)
+			done <- err
+		}()
+		select {
+		case <-hook.reached:
+		case err := <-done:
+			t.Fatalf("SetTenantStatus (err %v) never read the key: move the test's pause point", err)
+		}
+		_, err = e.store.SetTenantStatus(t.Context(), tn.ID, registry.StatusActive)
+		wantNoErr(t, err)
+		close(hook.release)
+		wantNoErr(t, <-done)
+
+		cur, err := e.store.Tenant(t.Context(), tn.ID)
+		wantNoErr(t, err)
+		k, err := e.store.LookupAPIKey(t.Context(), plain)
+		wantNoErr(t, err)
+		if cur.Status != registry.StatusActive || k.TenantStatus != cur.Status {
+			t.Errorf("tenant is %q and its key says %q after suspend overlapped by resume, want both active",
+				cur.Status, k.TenantStatus)
+		}
+	})
+}

@@ -63,6 +63,7 @@ func (s *Store) SetTenantStatus(ctx context.Context, id, status string) (*Tenant
 	var t Tenant
 	err := s.updateJSON(ctx, tenantKey(id), &t, func() error {
 		t.Status = status
+		t.Version++
 		t.UpdatedAt = s.now().UTC()
 		return nil
 	})
@@ -75,8 +76,13 @@ func (s *Store) SetTenantStatus(ctx context.Context, id, status string) (*Tenant
 	return &t, s.copyTenantToKeys(ctx, &t)
 }
 
-// copyTenantToKeys rewrites the tenant's status and quota in each of its keys. A failure
-// part-way is reported; running the same command again completes it.
+// errUnchanged ends an updateJSON without a write: the record already holds what the change
+// would write, or something newer.
+var errUnchanged = errors.New("record unchanged")
+
+// copyTenantToKeys rewrites the tenant's status and quota in each of its keys, unless a key
+// already holds a newer version (two status changes overlapping). A failure part-way is
+// reported; running the same command again completes it.
 func (s *Store) copyTenantToKeys(ctx context.Context, t *Tenant) error {
 	ids, err := s.rdb.SMembers(ctx, tenantAPIKeysKey(t.ID)).Result()
 	if err != nil {
@@ -85,9 +91,14 @@ func (s *Store) copyTenantToKeys(ctx context.Context, t *Tenant) error {
 	for _, id := range ids {
 		var k APIKey
 		err := s.updateJSON(ctx, apiKeyKey(id), &k, func() error {
-			k.TenantStatus, k.TenantQuota = t.Status, t.MonthlyEventQuota
+			if !k.copyTenant(t) {
+				return errUnchanged
+			}
 			return nil
 		})
+		if errors.Is(err, errUnchanged) {
+			continue
+		}
 		if err != nil && !errors.Is(err, redis.Nil) {
 			return storeErr("update api key", err)
 		}

@@ -86,6 +86,9 @@ type Tenant struct {
 	MonthlyEventQuota int64     `json:"monthlyEventQuota"`
 	CreatedAt         time.Time `json:"createdAt"`
 	UpdatedAt         time.Time `json:"updatedAt"`
+	// Version grows by one with every status change; keys record the version they copied, so
+	// a copy from an older change never overwrites a newer one.
+	Version int64 `json:"version,omitempty"`
 }
 
 // APIKey is a tenant's credential. Only the SHA-256 hash of the plain key is stored.
@@ -104,8 +107,20 @@ type APIKey struct {
 	Hash               string     `json:"hash,omitempty"`
 	// TenantStatus and TenantQuota copy the tenant's status and monthly event quota so that one
 	// read authenticates a request; SetTenantStatus rewrites them in every key of the tenant.
-	TenantStatus string `json:"tenantStatus,omitempty"`
-	TenantQuota  int64  `json:"tenantQuota,omitempty"`
+	TenantStatus  string `json:"tenantStatus,omitempty"`
+	TenantQuota   int64  `json:"tenantQuota,omitempty"`
+	TenantVersion int64  `json:"tenantVersion,omitempty"`
+}
+
+// copyTenant copies t's status and quota into k unless k already holds a newer version of
+// them; it reports whether k changed.
+func (k *APIKey) copyTenant(t *Tenant) bool {
+	if t.Version < k.TenantVersion ||
+		(t.Version == k.TenantVersion && t.Status == k.TenantStatus && t.MonthlyEventQuota == k.TenantQuota) {
+		return false
+	}
+	k.TenantStatus, k.TenantQuota, k.TenantVersion = t.Status, t.MonthlyEventQuota, t.Version
+	return true
 }
 
 // HasScope reports whether the key grants scope.
