@@ -96,10 +96,11 @@ func attempt(ctx context.Context, client *http.Client, method, rawURL string,
 		return Result{Duration: time.Since(start), Err: redact(ctx, err)}
 	}
 	kept, _ := io.ReadAll(io.LimitReader(resp.Body, MaxResponseBody))
-	elapsed := time.Since(start)
+	// The drain is bounded by the same deadline and can wait it out on a slow receiver, so
+	// the duration is taken after it: it is the time the attempt held a worker.
 	_, _ = io.CopyN(io.Discard, resp.Body, maxResponseDrain)
 	_ = resp.Body.Close()
-	return Result{StatusCode: resp.StatusCode, Header: resp.Header, Body: kept, Duration: elapsed}
+	return Result{StatusCode: resp.StatusCode, Header: resp.Header, Body: kept, Duration: time.Since(start)}
 }
 
 // redact turns a client.Do error into one whose message cannot leak the request: url.Error
