@@ -27,7 +27,8 @@ type Observer interface {
 // WorkerConfig configures the delivery workers. Zero values mean defaults.
 type WorkerConfig struct {
 	Redis asynq.RedisConnOpt
-	// RedisClient is the same Redis, for the sweep of asynq tasks left active without a lease.
+	// RedisClient is the same Redis, for the sweeps of asynq tasks left active without a lease
+	// or by a dead worker process.
 	RedisClient redis.UniversalClient
 	Store       Store
 	Enqueuer    Enqueuer
