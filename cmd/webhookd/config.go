@@ -115,7 +115,7 @@ func parseServe(args []string, getenv func(string) string, stderr io.Writer) (*C
 	e.str(&c.LogLevel, "log-level", "WEBHOOKD_LOG_LEVEL", "info", "debug, info, warn or error")
 	e.str(&c.AdminToken, "admin-token", "WEBHOOKD_ADMIN_TOKEN", "", "enables the queue dashboard at /admin/queues, protected by this token")
 	e.dur(&c.ProbeTimeout, "probe-timeout", "WEBHOOKD_PROBE_TIMEOUT", 5*time.Second, "time limit of the reachability check on create and URL change")
-	e.dur(&c.SweepInterval, "sweep-interval", "WEBHOOKD_SWEEP_INTERVAL", 30*time.Second, "how often workers sweep the outbox and orphaned tasks")
+	e.dur(&c.SweepInterval, "sweep-interval", "WEBHOOKD_SWEEP_INTERVAL", 30*time.Second, "how often workers sweep the outbox and orphaned tasks (tasks of dead workers: every 5s, or this if shorter)")
 	e.num(&c.UnavailableRetryAfter, "unavailable-retry-after", "WEBHOOKD_UNAVAILABLE_RETRY_AFTER", 5, "Retry-After seconds sent with 503")
 	e.str(&c.PprofAddr, "pprof-addr", "WEBHOOKD_PPROF_ADDR", "", "serve Go's pprof profiles on this separate address (e.g. 127.0.0.1:6060); off when empty")
 	if err := fs.Parse(args); err != nil {

@@ -75,11 +75,11 @@ func (p *process) signal(t *testing.T, sig os.Signal) error {
 }
 
 // TestWorkerSIGKILLRecovery: a worker process killed with SIGKILL in the middle of an attempt
-// loses nothing: once its lease expires, another worker delivers the event with the same
-// webhook-id. The lease (30s) and asynq's recoverer (every minute, 30s grace) make this slow.
+// loses nothing: once its lease has gone 15s without a heartbeat, a surviving worker's dead-worker
+// sweep requeues the task and the event is delivered again with the same webhook-id.
 func TestWorkerSIGKILLRecovery(t *testing.T) {
 	if testing.Short() {
-		t.Skip("waits for asynq's lease recovery (about 1-2 minutes)")
+		t.Skip("waits for the dead-worker sweep (about 15 seconds)")
 	}
 	t.Parallel()
 	// A long attempt timeout, so the held attempt is still in flight when the worker dies.
