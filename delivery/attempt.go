@@ -13,8 +13,15 @@ import (
 )
 
 // handleDeliver makes one attempt of one delivery run. It never sleeps or loops: a failed
-// attempt returns a *RetryError and asynq schedules the next one.
+// attempt returns a *RetryError and asynq schedules the next one. When Redis cannot be reached
+// (reading the delivery, or recording the attempt) it returns an *OutageError: nothing was
+// recorded, so the run's attempt budget and the endpoint's failure streak stay as they were,
+// and asynq runs the task again shortly without counting a retry.
 func (w *Worker) handleDeliver(ctx context.Context, t *asynq.Task) error {
+	return asOutage(w.deliver(ctx, t))
+}
+
+func (w *Worker) deliver(ctx context.Context, t *asynq.Task) error {
 	var p deliverPayload
 	if err := json.Unmarshal(t.Payload(), &p); err != nil {
 		return fmt.Errorf("bad delivery payload: %w: %w", err, asynq.SkipRetry)

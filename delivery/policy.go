@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/cenkalti/backoff/v4"
+	"github.com/cert-ix/webhookd/registry"
 	"github.com/hibiken/asynq"
 )
 
@@ -133,20 +134,78 @@ func (e *RetryError) Error() string {
 	return fmt.Sprintf("attempt failed: retry in %s", e.Delay)
 }
 
-// RetryDelayFunc matches asynq.RetryDelayFunc: the delay a RetryError carries, else Next(n, 0)
-// for any other error (a handler that failed before it could record an attempt).
+// OutageRetryDelay is the wait before a task that stopped because Redis could not be reached
+// runs again. It is short and fixed: an outage says nothing about the receiver, so it neither
+// follows the backoff schedule nor grows with the task's retries.
+const OutageRetryDelay = time.Second
+
+// OutageError is returned by a task handler that could not do its work because Redis (the
+// registry or the queue) could not be reached. Nothing was recorded, so the attempt budget and
+// the endpoint's failure streak are untouched; asynq runs the task again after
+// OutageRetryDelay without counting a retry.
+type OutageError struct{ Err error }
+
+// Error names the outage without the driver's text about addresses.
+func (e *OutageError) Error() string {
+	return "redis unavailable: retry in " + OutageRetryDelay.String()
+}
+
+// Unwrap returns the store or queue error.
+func (e *OutageError) Unwrap() error { return e.Err }
+
+// IsOutage reports whether err means Redis could not be reached: an *OutageError, a registry
+// SERVICE_UNAVAILABLE, or a queue (KAFKA_ERROR) error whose cause is an unreachable Redis.
+func IsOutage(err error) bool {
+	var oe *OutageError
+	if errors.As(err, &oe) {
+		return true
+	}
+	var re *registry.Error
+	if !errors.As(err, &re) {
+		return false
+	}
+	switch re.Code {
+	case registry.CodeServiceUnavailable:
+		return true
+	case registry.CodeQueue:
+		return registry.IsUnavailable(re.Err)
+	}
+	return false
+}
+
+// asOutage wraps err in an *OutageError when it means Redis could not be reached.
+func asOutage(err error) error {
+	if err != nil && IsOutage(err) {
+		var oe *OutageError
+		if !errors.As(err, &oe) {
+			return &OutageError{Err: err}
+		}
+	}
+	return err
+}
+
+// RetryDelayFunc matches asynq.RetryDelayFunc: the delay a RetryError carries, OutageRetryDelay
+// for an outage, else Next(n, 0) for any other error (a handler that failed before it could
+// record an attempt).
 func (p RetryPolicy) RetryDelayFunc(n int, err error, _ *asynq.Task) time.Duration {
 	var re *RetryError
 	if errors.As(err, &re) {
 		return re.Delay
 	}
+	if IsOutage(err) {
+		return OutageRetryDelay
+	}
 	return p.Next(n, 0)
 }
 
-// IsFailure is for asynq.Config.IsFailure: a throttled attempt, or a delivery deferred because
-// its endpoint was busy, is not a failure, so asynq does not count it against the task's
-// retries (the handler bounds attempts itself).
+// IsFailure is for asynq.Config.IsFailure: a throttled attempt, a delivery deferred because its
+// endpoint was busy, and a Redis outage are not failures, so asynq does not count them against
+// the task's retries (the handler bounds attempts itself, in the registry, and neither a
+// deferral nor an outage records one).
 func IsFailure(err error) bool {
 	var re *RetryError
-	return err != nil && !(errors.As(err, &re) && (re.Throttled || re.Busy))
+	if err == nil || (errors.As(err, &re) && (re.Throttled || re.Busy)) {
+		return false
+	}
+	return !IsOutage(err)
 }

@@ -3,9 +3,13 @@ package delivery
 import (
 	"errors"
 	"fmt"
+	"net"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
+
+	"github.com/cert-ix/webhookd/registry"
 )
 
 // defaultSchedule is the unjittered default schedule, one entry per retry.
@@ -195,6 +199,10 @@ func TestRetryPolicyRetryDelayFunc(t *testing.T) {
 		{"plain error uses the schedule", 2, errors.New("redis down"), 45 * time.Second},
 		{"retry error carries its delay", 2, &RetryError{Delay: 7 * time.Second}, 7 * time.Second},
 		{"wrapped retry error", 0, fmt.Errorf("deliver: %w", &RetryError{Delay: time.Hour, Throttled: true}), time.Hour},
+		{"outage is short and fixed", 8, &OutageError{Err: unavailable}, OutageRetryDelay},
+		{"registry unavailable", 5, fmt.Errorf("fan-out: %w", unavailable), OutageRetryDelay},
+		{"queue unreachable", 5, queueDown, OutageRetryDelay},
+		{"database error uses the schedule", 1, registry.Wrap(registry.CodeDatabase, errors.New("ERR script")), 15 * time.Second},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -218,6 +226,13 @@ func TestIsFailure(t *testing.T) {
 		{"wrapped throttled", fmt.Errorf("deliver: %w", &RetryError{Throttled: true}), false},
 		{"endpoint busy", busyRetry(), false},
 		{"blocked", ErrBlockedAddress, true},
+		{"outage", &OutageError{Err: unavailable}, false},
+		{"registry unavailable", unavailable, false},
+		{"wrapped registry unavailable", fmt.Errorf("load: %w", unavailable), false},
+		{"queue unreachable", queueDown, false},
+		{"queue error with Redis up", registry.Wrap(registry.CodeQueue, errors.New("ERR unknown command")), true},
+		{"database error", registry.Wrap(registry.CodeDatabase, errors.New("ERR script")), true},
+		{"not found", registry.E(registry.CodeWebhookNotFound), true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -225,6 +240,34 @@ func TestIsFailure(t *testing.T) {
 				t.Errorf("IsFailure(%v) = %t, want %t", tt.err, got, tt.want)
 			}
 		})
+	}
+}
+
+// Errors the registry and the queue return when Redis cannot be reached.
+var (
+	unavailable = registry.Wrap(registry.CodeServiceUnavailable, fmt.Errorf("load attempt: %w", syscall.ECONNREFUSED))
+	queueDown   = registry.Wrap(registry.CodeQueue, fmt.Errorf("enqueue webhookd:deliver: %w",
+		&net.OpError{Op: "dial", Net: "tcp", Err: syscall.ECONNREFUSED}))
+)
+
+func TestAsOutage(t *testing.T) {
+	if err := asOutage(nil); err != nil {
+		t.Errorf("asOutage(nil) = %v", err)
+	}
+	plain := errors.New("boom")
+	if err := asOutage(plain); err != plain {
+		t.Errorf("asOutage(plain) = %v, want it unchanged", err)
+	}
+	err := asOutage(unavailable)
+	var oe *OutageError
+	if !errors.As(err, &oe) || !errors.Is(err, syscall.ECONNREFUSED) {
+		t.Fatalf("asOutage(unavailable) = %#v, want an *OutageError wrapping the cause", err)
+	}
+	if again := asOutage(err); again != err {
+		t.Errorf("asOutage wrapped an *OutageError twice")
+	}
+	if got, want := err.Error(), "redis unavailable: retry in 1s"; got != want {
+		t.Errorf("Error() = %q, want %q (no driver text: it is stored in the task record)", got, want)
 	}
 }
 

@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"strconv"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -101,6 +102,18 @@ func (s *Server) Stop() {
 		_ = s.cmd.Process.Kill()
 		_ = s.cmd.Wait()
 	}
+}
+
+// Terminate stops the server cleanly and waits for it to exit: SIGTERM, on which Redis writes
+// and fsyncs its AOF before exiting, as on a graceful restart.
+func (s *Server) Terminate() error {
+	if s.cmd == nil || s.cmd.Process == nil {
+		return nil
+	}
+	if err := s.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		return err
+	}
+	return s.cmd.Wait()
 }
 
 // Restart starts the server again on the same port and directory (AOF files are reloaded).
