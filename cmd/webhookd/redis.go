@@ -29,7 +29,16 @@ func (r *redisConn) Close() {
 	}
 }
 
+// redisLogger routes go-redis's own messages (pool dial failures during an outage, cluster
+// topology changes) into the structured log instead of bare lines on stderr.
+type redisLogger struct{ log *slog.Logger }
+
+func (l redisLogger) Printf(ctx context.Context, format string, v ...any) {
+	l.log.WarnContext(ctx, fmt.Sprintf(format, v...), "component", "redis")
+}
+
 func connectRedis(ctx context.Context, c *Config, log *slog.Logger) (*redisConn, error) {
+	redis.SetLogger(redisLogger{log})
 	r := &redisConn{}
 	switch {
 	case c.RedisClusterAddrs != "":

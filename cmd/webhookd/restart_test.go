@@ -418,6 +418,16 @@ func runRestart(t *testing.T, sc restartScenario) {
 	if n := archived(t, st); n > 0 {
 		t.Errorf("asynq archived %d task(s)", n)
 	}
+	// Every line both processes wrote through the outage is structured JSON, the Redis
+	// client's own complaints included.
+	for name, p := range map[string]*process{"api": apiProc, "worker": worker} {
+		for _, line := range strings.Split(strings.TrimSpace(p.output.String()), "\n") {
+			if line != "" && !json.Valid([]byte(line)) {
+				t.Errorf("%s process wrote a line that is not JSON: %q", name, tail(line, 300))
+				break
+			}
+		}
+	}
 }
 
 // describeLost says what Redis holds for a lost event: the event record and each missing
