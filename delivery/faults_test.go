@@ -27,7 +27,7 @@ const (
 	faultTimeout = 2 * time.Second
 	// faultMargin covers handshakes, the body drain and scheduling on a busy machine. It is
 	// a bound on a recorded duration, not a speed target.
-	faultMargin = 3 * time.Second
+	faultMargin = 8 * time.Second
 	// hugeBody is the size a receiver announces and starts sending for the large-body fault.
 	hugeBody = 100 << 20
 )

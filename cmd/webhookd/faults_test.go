@@ -33,7 +33,7 @@ const (
 	faultAttemptTimeout = 2 * time.Second
 	// faultMargin bounds what an attempt may add to its timeout (handshake, drain, a busy
 	// machine): a bound on recorded durations, not a speed target.
-	faultMargin      = 2 * time.Second
+	faultMargin      = 8 * time.Second
 	faultMaxAttempts = 3
 	faultRetryAfter  = 2 * time.Second
 	faultHugeBody    = 100 << 20

@@ -116,8 +116,9 @@ func TestRetryBudgetExhausted(t *testing.T) {
 // does not count as an endpoint failure.
 func TestRetryAfterHonoured(t *testing.T) {
 	t.Parallel()
-	// Retry-After is capped at the longest retry delay, so that must exceed it here.
-	st := newStack(t, map[string]string{"WEBHOOKD_RETRY_MAX_INTERVAL": "10s"})
+	// Retry-After is capped at the longest retry delay, so that must exceed it here. The held
+	// second attempt must outlast the test's look at the endpoint, however busy the machine.
+	st := newStack(t, map[string]string{"WEBHOOKD_RETRY_MAX_INTERVAL": "10s", "WEBHOOKD_ATTEMPT_TIMEOUT": "60s"})
 	svc := st.start(t)
 	_, key := st.tenant(t)
 	checked := make(chan struct{})
