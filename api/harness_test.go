@@ -48,6 +48,7 @@ type setup struct {
 	client       redis.UniversalClient
 	wrapRegistry func(*registry.Store) api.Registry
 	wrapEnqueuer func(delivery.Enqueuer) delivery.Enqueuer
+	wrapProbe    func(api.Prober) api.Prober
 	allow        []netip.Prefix
 }
 
@@ -80,10 +81,14 @@ func withEnqueuer(wrap func(delivery.Enqueuer) delivery.Enqueuer) option {
 	return func(s *setup) { s.wrapEnqueuer = wrap }
 }
 
+// withProbe puts a wrapper around the real reachability probe (fuzzing answers for hosts it
+// must not resolve).
+func withProbe(wrap func(api.Prober) api.Prober) option { return func(s *setup) { s.wrapProbe = wrap } }
+
 // withoutPrivateAllowance makes the probe client refuse loopback like production does.
 func withoutPrivateAllowance() option { return func(s *setup) { s.allow = nil } }
 
-func newEnv(t *testing.T, opts ...option) *env {
+func newEnv(t testing.TB, opts ...option) *env {
 	t.Helper()
 	s := &setup{allow: loopback}
 	for _, o := range opts {
@@ -125,6 +130,9 @@ func newEnv(t *testing.T, opts ...option) *env {
 		e.probes.Add(1)
 		return delivery.Probe(ctx, client, url, "webhookd-test", 2*time.Second)
 	}
+	if s.wrapProbe != nil {
+		cfg.Probe = s.wrapProbe(cfg.Probe)
+	}
 	cfg.Logger = slog.New(slog.NewJSONHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	srv, err := api.New(cfg)
 	if err != nil {
@@ -160,7 +168,7 @@ func (b *syncBuffer) String() string {
 }
 
 // tenant creates an active tenant with a monthly event quota (0: unlimited).
-func (e *env) tenant(t *testing.T, quota int64) string {
+func (e *env) tenant(t testing.TB, quota int64) string {
 	t.Helper()
 	tn, err := e.store.CreateTenant(t.Context(), "tenant", quota)
 	if err != nil {
@@ -170,7 +178,7 @@ func (e *env) tenant(t *testing.T, quota int64) string {
 }
 
 // key creates an API key and returns the plain key and its id.
-func (e *env) key(t *testing.T, p registry.NewKeyParams) (plain, id string) {
+func (e *env) key(t testing.TB, p registry.NewKeyParams) (plain, id string) {
 	t.Helper()
 	if p.Scopes == nil {
 		p.Scopes = registry.Scopes
@@ -183,7 +191,7 @@ func (e *env) key(t *testing.T, p registry.NewKeyParams) (plain, id string) {
 }
 
 // newKey creates a tenant and a key with every scope; it returns the key and the tenant id.
-func (e *env) newKey(t *testing.T) (key, tid string) {
+func (e *env) newKey(t testing.TB) (key, tid string) {
 	t.Helper()
 	tid = e.tenant(t, 0)
 	key, _ = e.key(t, registry.NewKeyParams{TenantID: tid})

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"net/netip"
 	"net/url"
 	"strconv"
 	"strings"
@@ -16,31 +17,97 @@ const (
 )
 
 // validateURL accepts an absolute https:// URL with a host, no userinfo, at most 2048
-// characters; anything else is INVALID_WEBHOOK_URL. Where it may connect is decided later,
-// at connect time, by the delivery client's address guard.
+// characters; anything else is INVALID_WEBHOOK_URL. It returns the URL in the form it is stored
+// and called in, which validates again to itself. Where it may connect is decided later, at
+// connect time, by the delivery client's address guard.
+//
+// The authority is checked as written, before any parser interprets it, so that every parser
+// reads the same host from it: a DNS name of letters, digits, '-' and '_' in non-empty labels,
+// or an IP literal in its canonical form. Hosts that resolvers read as IPv4 in other forms
+// (2130706433, 0x7f000001, 0177.0.0.1, 127.1), percent-escapes, userinfo, zone ids, backslashes
+// and a trailing dot are refused.
 func validateURL(raw string) (string, error) {
 	bad := registry.E(registry.CodeInvalidWebhookURL)
-	if raw == "" || len(raw) > maxURLLength || strings.ContainsAny(raw, "\\ \t\r\n") || !isPrintableASCII(raw) {
+	const scheme = "https://"
+	if len(raw) > maxURLLength || !isPrintableASCII(raw) || strings.ContainsAny(raw, "\\#") ||
+		len(raw) < len(scheme) || !strings.EqualFold(raw[:len(scheme)], scheme) {
+		return "", bad
+	}
+	authority := raw[len(scheme):]
+	if i := strings.IndexAny(authority, "/?"); i >= 0 {
+		authority = authority[:i]
+	}
+	if !validAuthority(authority) {
 		return "", bad
 	}
 	u, err := url.Parse(raw)
-	if err != nil || u.Scheme != "https" || u.Opaque != "" || u.User != nil || u.Host == "" || u.Hostname() == "" {
+	if err != nil || u.Scheme != "https" || u.Opaque != "" || u.User != nil || u.Host != authority {
 		return "", bad
 	}
-	if !strings.HasPrefix(strings.ToLower(raw), "https://") || u.Fragment != "" {
+	out := u.String()
+	if len(out) > maxURLLength {
 		return "", bad
 	}
-	if p := u.Port(); p != "" {
-		n, err := strconv.Atoi(p)
-		if err != nil || n < 1 || n > 65535 {
-			return "", bad
+	return out, nil
+}
+
+// validAuthority reports whether a is host or host:port with a valid host and a port of
+// 1..65535 written without leading zeros.
+func validAuthority(a string) bool {
+	host, port := a, ""
+	if strings.HasPrefix(a, "[") {
+		end := strings.IndexByte(a, ']')
+		if end < 0 {
+			return false
+		}
+		host, port = a[:end+1], a[end+1:]
+		if port != "" && port[0] != ':' {
+			return false
+		}
+	} else if i := strings.IndexByte(a, ':'); i >= 0 {
+		host, port = a[:i], a[i:]
+	}
+	if port != "" {
+		n, err := strconv.Atoi(port[1:])
+		if err != nil || n < 1 || n > 65535 || strconv.Itoa(n) != port[1:] {
+			return false
 		}
 	}
-	host := u.Hostname()
-	if strings.HasPrefix(host, ".") || strings.HasSuffix(host, "..") || strings.Contains(host, "..") {
-		return "", bad
+	return validHost(host)
+}
+
+// validHost accepts a DNS name or a canonical IP literal ([v6] in brackets, as netip writes it).
+func validHost(h string) bool {
+	if strings.HasPrefix(h, "[") && strings.HasSuffix(h, "]") {
+		a, err := netip.ParseAddr(h[1 : len(h)-1])
+		return err == nil && a.Is6() && a.Zone() == "" && a.String() == h[1:len(h)-1]
 	}
-	return u.String(), nil
+	if h == "" || len(h) > 253 {
+		return false
+	}
+	labels := strings.Split(h, ".")
+	for _, l := range labels {
+		if l == "" || len(l) > 63 || strings.TrimLeft(l, hostChars) != "" {
+			return false
+		}
+	}
+	// A host whose last label is a number is an IPv4 address to URL parsers and resolvers
+	// (the WHATWG "ends in a number" rule); only the dotted-decimal form is accepted.
+	if last := labels[len(labels)-1]; isNumberLabel(last) {
+		a, err := netip.ParseAddr(h)
+		return err == nil && a.Is4() && a.String() == h
+	}
+	return true
+}
+
+const hostChars = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_"
+
+// isNumberLabel reports whether l is decimal digits, or 0x/0X followed by hex digits.
+func isNumberLabel(l string) bool {
+	if len(l) >= 2 && l[0] == '0' && (l[1] == 'x' || l[1] == 'X') {
+		return strings.TrimLeft(l[2:], "0123456789abcdefABCDEF") == ""
+	}
+	return strings.TrimLeft(l, "0123456789") == ""
 }
 
 func isPrintableASCII(s string) bool {

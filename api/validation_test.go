@@ -1,15 +1,30 @@
 package api_test
 
 import (
+	"context"
+	"errors"
+	"net"
 	"net/http"
+	"net/url"
 	"strings"
 	"testing"
+
+	"github.com/cert-ix/webhookd/api"
 )
 
 // validationEnv is an env with a key and one endpoint, for request-body tests.
 func validationEnv(t *testing.T) (e *env, key, id string) {
 	t.Helper()
-	e = newEnv(t)
+	e = newEnv(t, withProbe(func(real api.Prober) api.Prober {
+		return func(ctx context.Context, raw string) error {
+			// A URL that should have been refused must not make the test resolve a name.
+			if u, err := url.Parse(raw); err != nil || net.ParseIP(u.Hostname()) == nil {
+				t.Errorf("probe of %q: only IP literals may be probed here", raw)
+				return errors.New("not probed")
+			}
+			return real(ctx, raw)
+		}
+	}))
 	key, _ = e.newKey(t)
 	return e, key, e.createWebhook(t, key)["id"].(string)
 }
@@ -121,6 +136,7 @@ func TestInvalidFieldType(t *testing.T) {
 func TestInvalidWebhookURL(t *testing.T) {
 	e, key, id := validationEnv(t)
 	host := strings.TrimPrefix(e.recv.URL, "https://")
+	ip, port, _ := net.SplitHostPort(host)
 	long := "https://" + host + "/" + strings.Repeat("a", 2048-len("https://"+host+"/")+1)
 	urls := map[string]string{
 		"http":                "http://" + host + "/hook",
@@ -146,6 +162,49 @@ func TestInvalidWebhookURL(t *testing.T) {
 		"port out of range":   "https://127.0.0.1:70000/hook",
 		"non-ascii":           "https://exämple.com/hook",
 		"mixed case scheme":   "HTTP://" + host + "/hook",
+		"fragment":            "https://" + host + "/hook#part",
+		// Hosts that some resolver or parser reads differently from the dotted-decimal form.
+		"decimal IPv4":          "https://2130706433/hook",
+		"hex IPv4":              "https://0x7f000001/hook",
+		"upper-case hex IPv4":   "https://0X7F000001/hook",
+		"octal IPv4":            "https://0177.0.0.1/hook",
+		"short IPv4":            "https://127.1/hook",
+		"hex octet IPv4":        "https://0x7f.0.0.1/hook",
+		"leading-zero octet":    "https://127.0.0.01/hook",
+		"five-part IPv4":        "https://1.2.3.4.5/hook",
+		"numeric last label":    "https://hooks.example.123/hook",
+		"hex last label":        "https://hooks.example.0x1f/hook",
+		"IPv4 with port tricks": "https://2130706433:443/hook",
+		"IPv4 in brackets":      "https://[127.0.0.1]/hook",
+		"unbracketed IPv6":      "https://::1/hook",
+		"non-canonical IPv6":    "https://[0:0:0:0:0:0:0:1]/hook",
+		"upper-case IPv6":       "https://[::FFFF:127.0.0.1]/hook",
+		"IPv6 leading zeros":    "https://[::0001]/hook",
+		"IPv6 zone id":          "https://[fe80::1%25eth0]/hook",
+		"IPv6 unclosed":         "https://[::1/hook",
+		"IPv6 junk after ]":     "https://[::1]x/hook",
+		// Hosts that are not what they look like.
+		"ideographic full stop": "https://example\u3002com/hook",
+		"fullwidth full stop":   "https://example\uff0ecom/hook",
+		"percent-encoded host":  "https://ex%61mple.com/hook",
+		"percent-encoded IPv4":  "https://%31%32%37.0.0.1/hook",
+		"percent-encoded dot":   "https://example%2ecom/hook",
+		"at sign in host":       "https://hooks.example.com@" + host + "/hook",
+		"encoded at sign":       "https://hooks.example.com%40" + host + "/hook",
+		"backslash at sign":     "https://hooks.example.com\\@" + host + "/hook",
+		"trailing dot":          "https://hooks.example.com./hook",
+		"trailing dot on IPv4":  "https://127.0.0.1./hook",
+		"empty label":           "https://hooks..example.com/hook",
+		"leading dot":           "https://.example.com/hook",
+		"only a dot":            "https://./hook",
+		"sub-delims in host":    "https://a!b$c.example.com/hook",
+		"angle brackets host":   "https://a<b>.example.com/hook",
+		"label over 63":         "https://" + strings.Repeat("a", 64) + ".example.com/hook",
+		"name over 253":         "https://" + strings.Repeat("abcdefgh.", 28) + "example.com/hook",
+		"empty port":            "https://" + ip + ":/hook",
+		"port with leading 0":   "https://" + ip + ":0" + port + "/hook",
+		"port zero":             "https://hooks.example.com:0/hook",
+		"signed port":           "https://hooks.example.com:+443/hook",
 	}
 	for name, u := range urls {
 		t.Run("create/"+name, func(t *testing.T) {
@@ -171,6 +230,40 @@ func TestInvalidWebhookURL(t *testing.T) {
 		r := e.do(t, http.MethodPost, "/api/v1/webhooks", key, map[string]any{"url": "HTTPS://" + host + "/up", "events": []string{"scan.completed"}})
 		data(t, r, http.StatusCreated)
 	})
+}
+
+// TestValidateURLAccepts keeps legitimate hosts valid: names, and IP literals in their canonical
+// form whatever address they hold (the delivery client's guard decides at connect time). The
+// second column is the stored form.
+func TestValidateURLAccepts(t *testing.T) {
+	tests := []struct{ in, want string }{
+		{"https://hooks.example.com/hook", "https://hooks.example.com/hook"},
+		{"https://hooks.example.com", "https://hooks.example.com"},
+		{"HTTPS://Hooks.Example.COM/Hook", "https://Hooks.Example.COM/Hook"},
+		{"https://hooks.example.com:8443/a/b?x=1&y=a@b", "https://hooks.example.com:8443/a/b?x=1&y=a@b"},
+		{"https://xn--bcher-kva.example/hook", "https://xn--bcher-kva.example/hook"},
+		{"https://my_host.example.com/hook", "https://my_host.example.com/hook"},
+		{"https://123.example.com/hook", "https://123.example.com/hook"},
+		{"https://0x7f.example.com/hook", "https://0x7f.example.com/hook"},
+		{"https://1e100.net/hook", "https://1e100.net/hook"},
+		{"https://localhost/hook", "https://localhost/hook"},
+		{"https://hook/", "https://hook/"},
+		{"https://127.0.0.1:8443/hook", "https://127.0.0.1:8443/hook"},
+		{"https://203.0.113.7/hook", "https://203.0.113.7/hook"},
+		{"https://0.0.0.0/hook", "https://0.0.0.0/hook"},
+		{"https://[::1]:8443/hook", "https://[::1]:8443/hook"},
+		{"https://[2001:db8::1]/hook", "https://[2001:db8::1]/hook"},
+		{"https://[::ffff:127.0.0.1]/hook", "https://[::ffff:127.0.0.1]/hook"},
+		{"https://hooks.example.com:65535/hook", "https://hooks.example.com:65535/hook"},
+		{"https://hooks.example.com/a%2Fb", "https://hooks.example.com/a%2Fb"},
+		{`https://hooks.example.com/"x"`, "https://hooks.example.com/%22x%22"},
+	}
+	for _, tt := range tests {
+		got, err := api.ValidateURL(tt.in)
+		if err != nil || got != tt.want {
+			t.Errorf("ValidateURL(%q) = %q, %v; want %q, nil", tt.in, got, err, tt.want)
+		}
+	}
 }
 
 func TestInvalidWebhookEvent(t *testing.T) {
