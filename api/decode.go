@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
-	"math"
 	"net/http"
 	"strconv"
 
@@ -152,17 +151,6 @@ func page(c echo.Context) (registry.Page, error) {
 		pg.Limit = n
 	}
 	return pg, nil
-}
-
-// maxStorePage is the highest page the registry is asked for: its offset, (page-1)*limit with
-// limit at most 100, must fit in an int. Every page past the last one is empty, so a higher
-// page lists the same (nothing) and is still echoed in the pagination block as asked.
-const maxStorePage = math.MaxInt / 100
-
-// storePage is pg as the registry is asked for it.
-func storePage(pg registry.Page) registry.Page {
-	pg.Page = min(pg.Page, maxStorePage)
-	return pg
 }
 
 // Pagination is the list envelope's paging block.

@@ -28,7 +28,7 @@ func (s *Server) listDeliveries(c echo.Context) error {
 	if _, err := s.cfg.Registry.Endpoint(ctx, tenantID(c), c.Param("id")); err != nil {
 		return err
 	}
-	ds, total, err := s.cfg.Registry.ListDeliveries(ctx, tenantID(c), c.Param("id"), status, storePage(pg))
+	ds, total, err := s.cfg.Registry.ListDeliveries(ctx, tenantID(c), c.Param("id"), status, pg)
 	if err != nil {
 		return err
 	}

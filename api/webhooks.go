@@ -81,7 +81,7 @@ func (s *Server) listWebhooks(c echo.Context) error {
 	if status != "" && status != registry.StatusActive && status != registry.StatusDisabled {
 		return registry.E(registry.CodeInvalidFieldType, "status", "active|disabled")
 	}
-	eps, total, err := s.cfg.Registry.ListEndpoints(c.Request().Context(), tenantID(c), status, storePage(pg))
+	eps, total, err := s.cfg.Registry.ListEndpoints(c.Request().Context(), tenantID(c), status, pg)
 	if err != nil {
 		return err
 	}

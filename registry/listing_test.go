@@ -1,6 +1,7 @@
 package registry_test
 
 import (
+	"math"
 	"slices"
 	"strings"
 	"testing"
@@ -107,6 +108,7 @@ func TestListDeliveries(t *testing.T) {
 			{"middle page", "", registry.Page{Page: 2, Limit: 2}, []string{id(2), id(1)}, 5},
 			{"last page", "", registry.Page{Page: 3, Limit: 2}, []string{id(0)}, 5},
 			{"past the end", "", registry.Page{Page: 4, Limit: 2}, nil, 5},
+			{"largest page", "", registry.Page{Page: math.MaxInt, Limit: 100}, nil, 5},
 			{"succeeded", registry.DeliverySucceeded, registry.Page{Page: 1, Limit: 20}, []string{id(2), id(0)}, 2},
 			{"succeeded second page", registry.DeliverySucceeded, registry.Page{Page: 2, Limit: 1}, []string{id(0)}, 2},
 			{"pending", registry.DeliveryPending, registry.Page{Page: 1, Limit: 20}, []string{id(4), id(1)}, 2},

@@ -235,14 +235,19 @@ type Page struct {
 	Limit int
 }
 
+// bounds returns the slice of a list of total items that p selects; a page past the end (however
+// large, without overflowing) or a non-positive page or limit selects nothing.
 func (p Page) bounds(total int) (start, stop int) {
+	if p.Page < 1 || p.Limit < 1 {
+		return total, total
+	}
+	pages := total / p.Limit
+	if total%p.Limit != 0 {
+		pages++
+	}
+	if p.Page > pages {
+		return total, total
+	}
 	start = (p.Page - 1) * p.Limit
-	if start > total {
-		start = total
-	}
-	stop = start + p.Limit
-	if stop > total {
-		stop = total
-	}
-	return start, stop
+	return start, min(start+p.Limit, total)
 }
