@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -46,6 +47,10 @@ type WorkerConfig struct {
 	// default half of Concurrency (at least 1). Deliveries over the cap are deferred a few
 	// seconds without counting as attempts.
 	EndpointConcurrency int
+	// Servers is how many asynq servers share Concurrency in this process; default 1 (the
+	// binary's default is 4). One server dequeues tasks one at a time, which leaves workers
+	// idle under load; several keep them fed.
+	Servers int
 	// TaskCheckInterval is how often an idle worker looks for tasks; default 10ms.
 	TaskCheckInterval time.Duration
 	// SweepInterval is how often the outbox and orphaned tasks are swept; default 30s.
@@ -77,6 +82,10 @@ func (c *WorkerConfig) setDefaults() error {
 	if c.Concurrency <= 0 {
 		c.Concurrency = 64
 	}
+	if c.Servers <= 0 {
+		c.Servers = 1
+	}
+	c.Servers = min(c.Servers, c.Concurrency)
 	if c.EndpointConcurrency <= 0 {
 		c.EndpointConcurrency = max(1, c.Concurrency/2)
 	}
@@ -101,7 +110,7 @@ type Worker struct {
 	cfg    WorkerConfig
 	q      queue
 	slots  *endpointSlots
-	srv    *asynq.Server
+	srvs   []*asynq.Server
 	log    *slog.Logger
 }
 
@@ -112,17 +121,24 @@ func NewWorker(cfg WorkerConfig) (*Worker, error) {
 	}
 	w := &Worker{cfg: cfg, log: cfg.Logger, q: newQueue(cfg.Enqueuer, cfg.Policy, cfg.AttemptTimeout),
 		slots: newEndpointSlots(cfg.EndpointConcurrency)}
-	w.srv = asynq.NewServer(cfg.Redis, asynq.Config{
-		Concurrency:              cfg.Concurrency,
-		Queues:                   map[string]int{Queue: 1},
-		TaskCheckInterval:        cfg.TaskCheckInterval,
-		DelayedTaskCheckInterval: time.Second,
-		RetryDelayFunc:           w.retryDelay,
-		IsFailure:                IsFailure,
-		ShutdownTimeout:          cfg.AttemptTimeout + 5*time.Second,
-		Logger:                   asynqLogger{cfg.Logger},
-		LogLevel:                 asynq.WarnLevel,
-	})
+	for i := range cfg.Servers {
+		// Concurrency split as evenly as it goes: 64 over 3 servers is 22, 21 and 21.
+		n := cfg.Concurrency / cfg.Servers
+		if i < cfg.Concurrency%cfg.Servers {
+			n++
+		}
+		w.srvs = append(w.srvs, asynq.NewServer(cfg.Redis, asynq.Config{
+			Concurrency:              n,
+			Queues:                   map[string]int{Queue: 1},
+			TaskCheckInterval:        cfg.TaskCheckInterval,
+			DelayedTaskCheckInterval: time.Second,
+			RetryDelayFunc:           w.retryDelay,
+			IsFailure:                IsFailure,
+			ShutdownTimeout:          cfg.AttemptTimeout + 5*time.Second,
+			Logger:                   asynqLogger{cfg.Logger},
+			LogLevel:                 asynq.WarnLevel,
+		}))
+	}
 	return w, nil
 }
 
@@ -153,13 +169,24 @@ func (w *Worker) Handler() asynq.Handler {
 // Run processes tasks and sweeps until ctx ends, then shuts down: it stops taking tasks and
 // lets attempts in flight finish within AttemptTimeout.
 func (w *Worker) Run(ctx context.Context) error {
-	if err := w.srv.Start(w.Handler()); err != nil {
-		return fmt.Errorf("start workers: %w", err)
+	h := w.Handler()
+	for i, srv := range w.srvs {
+		if err := srv.Start(h); err != nil {
+			for _, started := range w.srvs[:i] {
+				started.Shutdown()
+			}
+			return fmt.Errorf("start workers: %w", err)
+		}
 	}
 	sweepDone := make(chan struct{})
 	go func() { defer close(sweepDone); w.sweepLoop(ctx) }()
 	<-ctx.Done()
-	w.srv.Shutdown()
+	// Shut the servers down together: each waits up to its timeout for its attempts.
+	var wg sync.WaitGroup
+	for _, srv := range w.srvs {
+		wg.Go(srv.Shutdown)
+	}
+	wg.Wait()
 	<-sweepDone
 	return nil
 }

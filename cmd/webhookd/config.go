@@ -32,6 +32,7 @@ type Config struct {
 	BodyLimit             int64
 	Concurrency           int
 	EndpointConcurrency   int
+	WorkerServers         int
 	Retention             time.Duration
 	ShutdownTimeout       time.Duration
 	LogLevel              string
@@ -109,6 +110,7 @@ func parseServe(args []string, getenv func(string) string, stderr io.Writer) (*C
 	var body int
 	e.num(&body, "body-limit", "WEBHOOKD_BODY_LIMIT", 256<<10, "largest request body in bytes")
 	e.num(&c.Concurrency, "concurrency", "WEBHOOKD_CONCURRENCY", 64, "delivery attempts in flight per worker process")
+	e.num(&c.WorkerServers, "worker-servers", "WEBHOOKD_WORKER_SERVERS", 4, "asynq servers sharing --concurrency in one worker process")
 	e.num(&c.EndpointConcurrency, "endpoint-concurrency", "WEBHOOKD_ENDPOINT_CONCURRENCY", 0, "attempts one endpoint may have in flight per worker process (0: half of --concurrency)")
 	e.dur(&c.Retention, "retention", "WEBHOOKD_RETENTION", 30*24*time.Hour, "how long events, deliveries and attempts are kept")
 	e.dur(&c.ShutdownTimeout, "shutdown-timeout", "WEBHOOKD_SHUTDOWN_TIMEOUT", 20*time.Second, "how long SIGTERM waits for requests in flight")
@@ -149,7 +151,7 @@ func (c *Config) validate() error {
 		return err
 	}
 	if c.AttemptTimeout <= 0 || c.DisableAfter < 1 || c.DisableMinWindow < 0 || c.RateLimitPerMinute < 1 ||
-		c.BodyLimit < 1024 || c.Concurrency < 1 || c.EndpointConcurrency < 0 || c.Retention < time.Hour || c.ProbeTimeout <= 0 {
+		c.BodyLimit < 1024 || c.Concurrency < 1 || c.EndpointConcurrency < 0 || c.WorkerServers < 1 || c.Retention < time.Hour || c.ProbeTimeout <= 0 {
 		return errors.New("attempt timeout, disable-after-failures, rate limit, body limit (>= 1024), concurrency, retention (>= 1h) and probe timeout must be positive; disable-min-window must not be negative")
 	}
 	return nil

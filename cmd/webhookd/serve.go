@@ -67,7 +67,7 @@ func serve(ctx context.Context, c *Config, stdout, stderr io.Writer, ready func(
 		w, err := delivery.NewWorker(delivery.WorkerConfig{Redis: rc.asynq, RedisClient: rc.client, Store: store,
 			Enqueuer: enq, Client: client, Policy: c.Policy, AttemptTimeout: c.AttemptTimeout,
 			DisableAfter: c.DisableAfter, DisableMinWindow: minWindow(c.DisableMinWindow), Concurrency: c.Concurrency,
-			EndpointConcurrency: c.EndpointConcurrency, SweepInterval: c.SweepInterval, UserAgent: userAgent(), Logger: log, Observer: m})
+			EndpointConcurrency: c.EndpointConcurrency, Servers: c.WorkerServers, SweepInterval: c.SweepInterval, UserAgent: userAgent(), Logger: log, Observer: m})
 		if err != nil {
 			return err
 		}
