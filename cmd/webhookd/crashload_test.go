@@ -20,7 +20,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cert-ix/webhookd/delivery"
 	"github.com/cert-ix/webhookd/registry"
 	"github.com/cert-ix/webhookd/signing"
 	"github.com/redis/go-redis/v9"
@@ -456,23 +455,9 @@ func requeueLog(t *testing.T, procs []*process) (int, []time.Time) {
 func TestDeadWorkerTaskRequeued(t *testing.T) {
 	t.Parallel()
 	st := newStack(t, nil)
-	api := st.start(t, "--role", "api")
-	_, key := st.tenant(t)
-	rc := newReceiver(t, statusResponder(http.StatusOK))
-	ep := api.createEndpoint(t, key, rc.URL, []string{registry.EventScanCompleted}, nil)
-	ev := api.publish(t, key, registry.EventScanCompleted, scanData())
-
-	w := st.worker(t)
-	taskID := st.queueDeliverTask(t)
-	q := "asynq:{" + delivery.Queue + "}:"
-	ctx := t.Context()
-	// As asynq's dequeue leaves it: active, state active, a lease 30s ahead.
-	if err := st.rdb.LMove(ctx, q+"pending", q+"active", "RIGHT", "LEFT").Err(); err != nil {
-		t.Fatal(err)
-	}
-	if err := st.rdb.HSet(ctx, q+"t:"+taskID, "state", "active").Err(); err != nil {
-		t.Fatal(err)
-	}
+	s := newStuckTask(t, st)
+	w, taskID, q, ctx := s.w, s.id, s.q, t.Context()
+	// As asynq's dequeue leaves it (newStuckTask), with a lease 30s ahead.
 	setLease := func(in time.Duration) {
 		t.Helper()
 		if err := st.rdb.ZAdd(ctx, q+"lease", redis.Z{Score: float64(time.Now().Add(in).Unix()), Member: taskID}).Err(); err != nil {
@@ -521,12 +506,7 @@ func TestDeadWorkerTaskRequeued(t *testing.T) {
 		t.Fatalf("task state = %q, %v; want pending", state, err)
 	}
 
-	st.start(t, "--role", "worker")
-	api.waitDelivery(t, key, ep.ID, ev.ID, registry.DeliverySucceeded)
-	waitFor(t, patience, "the queues to drain", func() bool { return st.drained(t) })
-	if got := rc.idCounts(); !reflect.DeepEqual(got, map[string]int{ev.ID: 1}) {
-		t.Errorf("POSTs by webhook-id = %v, want the event once", got)
-	}
+	s.deliveredOnce(t, st)
 }
 
 // TestSlowLiveWorkerKeepsTask: an attempt held by the receiver for longer than the sweep's

@@ -71,22 +71,8 @@ func TestOutboxSweepDeliversOnce(t *testing.T) {
 func TestOrphanedActiveTaskRecovered(t *testing.T) {
 	t.Parallel()
 	st := newStack(t, nil)
-	api := st.start(t, "--role", "api")
-	_, key := st.tenant(t)
-	rc := newReceiver(t, statusResponder(http.StatusOK))
-	ep := api.createEndpoint(t, key, rc.URL, []string{registry.EventScanCompleted}, nil)
-	ev := api.publish(t, key, registry.EventScanCompleted, scanData())
-
-	w := st.worker(t)
-	taskID := st.queueDeliverTask(t)
-	q := "asynq:{" + delivery.Queue + "}:"
-	ctx := t.Context()
-	if err := st.rdb.LMove(ctx, q+"pending", q+"active", "RIGHT", "LEFT").Err(); err != nil {
-		t.Fatal(err)
-	}
-	if err := st.rdb.HSet(ctx, q+"t:"+taskID, "state", "active").Err(); err != nil {
-		t.Fatal(err)
-	}
+	s := newStuckTask(t, st)
+	w, taskID, q, ctx := s.w, s.id, s.q, t.Context()
 	if err := st.rdb.ZScore(ctx, q+"lease", taskID).Err(); !errors.Is(err, redis.Nil) {
 		t.Fatalf("orphan has a lease before the sweep (%v)", err)
 	}
@@ -108,12 +94,7 @@ func TestOrphanedActiveTaskRecovered(t *testing.T) {
 	}
 
 	// A worker's recoverer runs when it starts: the orphan is retried and delivered.
-	st.start(t, "--role", "worker")
-	api.waitDelivery(t, key, ep.ID, ev.ID, registry.DeliverySucceeded)
-	waitFor(t, patience, "the queues to drain", func() bool { return st.drained(t) })
-	if got := rc.idCounts(); !reflect.DeepEqual(got, map[string]int{ev.ID: 1}) {
-		t.Errorf("POSTs by webhook-id = %v, want the event once", got)
-	}
+	s.deliveredOnce(t, st)
 }
 
 // worker builds a delivery.Worker on the stack without running it.
@@ -175,5 +156,48 @@ func TestShutdownFinishesAttemptInFlight(t *testing.T) {
 	}
 	if got := rc.count(); got != 1 {
 		t.Errorf("receiver got %d attempts, want 1", got)
+	}
+}
+
+// stuckTask is one event's deliver task moved into asynq's active list by hand, as a dequeue
+// leaves it, with no worker running it: what a dead or confused worker leaves behind.
+type stuckTask struct {
+	api *service
+	key string
+	rc  *receiver
+	ep  endpointView
+	ev  publishedView
+	w   *delivery.Worker // built on the stack, not running
+	id  string           // the asynq task id
+	q   string           // the queue's asynq key prefix
+}
+
+func newStuckTask(t *testing.T, st *stack) *stuckTask {
+	t.Helper()
+	s := &stuckTask{api: st.start(t, "--role", "api"), q: "asynq:{" + delivery.Queue + "}:"}
+	_, s.key = st.tenant(t)
+	s.rc = newReceiver(t, statusResponder(http.StatusOK))
+	s.ep = s.api.createEndpoint(t, s.key, s.rc.URL, []string{registry.EventScanCompleted}, nil)
+	s.ev = s.api.publish(t, s.key, registry.EventScanCompleted, scanData())
+	s.w = st.worker(t)
+	s.id = st.queueDeliverTask(t)
+	ctx, q, taskID := t.Context(), s.q, s.id
+	if err := st.rdb.LMove(ctx, q+"pending", q+"active", "RIGHT", "LEFT").Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.rdb.HSet(ctx, q+"t:"+taskID, "state", "active").Err(); err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// deliveredOnce starts a worker and waits for the event to be delivered, exactly once.
+func (s *stuckTask) deliveredOnce(t *testing.T, st *stack) {
+	t.Helper()
+	st.start(t, "--role", "worker")
+	s.api.waitDelivery(t, s.key, s.ep.ID, s.ev.ID, registry.DeliverySucceeded)
+	waitFor(t, patience, "the queues to drain", func() bool { return st.drained(t) })
+	if got := s.rc.idCounts(); !reflect.DeepEqual(got, map[string]int{s.ev.ID: 1}) {
+		t.Errorf("POSTs by webhook-id = %v, want the event once", got)
 	}
 }
