@@ -1,50 +1,17 @@
 package api_test
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"io"
 	"log"
-	"math/big"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
-	"time"
-)
 
-// newUntrustedTLSServer serves h with a fresh self-signed certificate for 127.0.0.1: every
-// httptest TLS server shares one certificate, so the receiver's trusted one would not do.
-func newUntrustedTLSServer(t *testing.T, h http.Handler) *httptest.Server {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "untrusted"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)}, KeyUsage: x509.KeyUsageDigitalSignature,
-		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewUnstartedServer(h)
-	srv.TLS = &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}}}
-	srv.Config.ErrorLog = log.New(io.Discard, "", 0) // the failed handshakes are the point
-	srv.StartTLS()
-	t.Cleanup(srv.Close)
-	return srv
-}
+	"github.com/cert-ix/webhookd/delivery/deliverytest"
+)
 
 func TestWebhookURLUnreachable(t *testing.T) {
 	e := newEnv(t)
@@ -57,7 +24,7 @@ func TestWebhookURLUnreachable(t *testing.T) {
 	plain := httptest.NewServer(counting)
 	plain.Config.ErrorLog = log.New(io.Discard, "", 0)
 	t.Cleanup(plain.Close)
-	untrusted := newUntrustedTLSServer(t, counting)
+	untrusted := deliverytest.UntrustedTLSServer(t, counting)
 	// The handler waits for the test's end, not r.Context(): the probe's close_notify ends
 	// r.Context(), and an answer written then can still reach the closing transport.
 	release := make(chan struct{})

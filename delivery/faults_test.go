@@ -15,6 +15,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/cert-ix/webhookd/delivery/deliverytest"
 )
 
 // The receiver fault matrix at the level of one attempt: each fault gets one signed POST
@@ -250,7 +252,7 @@ func faultCases(redirectTarget string) []faultCase {
 		{name: "TLS closed in handshake", handle: handshakeFault(nil, false), kind: Failure, errHas: "connection closed by receiver"},
 		{name: "TLS silent in handshake", handle: handshakeFault(nil, true), kind: Failure, errHas: "timeout after 2s", hangs: true},
 		{name: "untrusted certificate", url: func(t *testing.T) string {
-			return newUntrustedTLSServer(t, http.NotFoundHandler()).URL
+			return deliverytest.UntrustedTLSServer(t, http.NotFoundHandler()).URL
 		}, kind: Failure, errHas: "tls: failed to verify certificate"},
 		{name: "response never starts", handle: stall(""), kind: Failure, errHas: "timeout after 2s", hangs: true},
 		{name: "headers never end", handle: stall("HTTP/1.1 200 OK\r\n"), kind: Failure, errHas: "timeout after 2s", hangs: true},

@@ -10,6 +10,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/cert-ix/webhookd/delivery/deliverytest"
 )
 
 func TestProbeAnyStatusIsReachable(t *testing.T) {
@@ -42,7 +44,7 @@ func TestProbeUnreachable(t *testing.T) {
 	defer trusted.Close()
 	var calls atomic.Int32
 	counting := http.HandlerFunc(func(http.ResponseWriter, *http.Request) { calls.Add(1) })
-	untrusted := newUntrustedTLSServer(t, counting)
+	untrusted := deliverytest.UntrustedTLSServer(t, counting)
 	reachable := httptest.NewTLSServer(counting)
 	defer reachable.Close()
 	// The handler must not return when the client gives up: the client's close_notify ends

@@ -14,6 +14,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/cert-ix/webhookd/delivery/deliverytest"
 )
 
 // Secrets planted in request URLs and headers; no error message may contain them.
@@ -185,7 +187,7 @@ func TestSendErrors(t *testing.T) {
 	trusted := httptest.NewTLSServer(http.NotFoundHandler())
 	defer trusted.Close()
 	var untrustedCalls atomic.Int32
-	untrusted := newUntrustedTLSServer(t, http.HandlerFunc(func(http.ResponseWriter, *http.Request) {
+	untrusted := deliverytest.UntrustedTLSServer(t, http.HandlerFunc(func(http.ResponseWriter, *http.Request) {
 		untrustedCalls.Add(1)
 	}))
 

@@ -3,13 +3,9 @@ package main
 import (
 	"bufio"
 	"bytes"
-	"crypto/ed25519"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
 	"fmt"
 	"io"
-	"math/big"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -22,6 +18,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/cert-ix/webhookd/delivery/deliverytest"
 
 	"github.com/cert-ix/webhookd/registry"
 )
@@ -262,17 +260,7 @@ func handshake(reply []byte) func(*faultPort, *net.TCPConn) {
 
 // untrusted completes the handshake, if the client lets it, with a certificate nobody trusts.
 func (fr *faultReceiver) untrusted(t *testing.T) func(*faultPort, *net.TCPConn) {
-	pub, priv, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(2), NotBefore: time.Now().Add(-time.Hour),
-		NotAfter: time.Now().Add(time.Hour), IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)}}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, pub, priv)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg := &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: priv}}}
+	cfg := &tls.Config{Certificates: []tls.Certificate{deliverytest.UntrustedCert(t)}}
 	return func(_ *faultPort, c *net.TCPConn) {
 		_ = tls.Server(c, cfg).Handshake()
 	}
