@@ -131,7 +131,12 @@ func checkAnswer(t *testing.T, r *response, sent []string) map[string]any {
 		if m["success"] != true || m["data"] == nil {
 			t.Fatalf("status %d without success and data: %s", r.status, r.body)
 		}
-		shown = jsonStrings(r.body)
+		// Secrets are random base64 and may spell a marker such as "EOF" by chance.
+		for _, v := range jsonStrings(r.body) {
+			if !strings.HasPrefix(v, "whsec_") {
+				shown = append(shown, v)
+			}
+		}
 	}
 	for _, s := range shown {
 		for _, marker := range append(decodeErrorText, goErrorText...) {
