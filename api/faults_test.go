@@ -10,6 +10,7 @@ import (
 
 	"github.com/cert-ix/webhookd/api"
 	"github.com/cert-ix/webhookd/delivery"
+	"github.com/cert-ix/webhookd/delivery/deliverytest"
 	"github.com/cert-ix/webhookd/registry"
 	"github.com/cert-ix/webhookd/registry/registrytest"
 	"github.com/hibiken/asynq"
@@ -106,7 +107,7 @@ func TestDatabaseError(t *testing.T) {
 }
 
 func TestServiceUnavailable(t *testing.T) {
-	down := redis.NewClient(&redis.Options{Addr: closedPort(t), MaxRetries: -1, DialerRetries: 1})
+	down := redis.NewClient(&redis.Options{Addr: deliverytest.ClosedAddr(t), MaxRetries: -1, DialerRetries: 1})
 	t.Cleanup(func() { down.Close() })
 	closed := registrytest.Client(t)
 	tests := []struct {

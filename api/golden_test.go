@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/cert-ix/webhookd/api"
+	"github.com/cert-ix/webhookd/delivery/deliverytest"
 	"github.com/cert-ix/webhookd/registry"
 	"github.com/redis/go-redis/v9"
 )
@@ -151,7 +152,7 @@ func TestGoldenErrors(t *testing.T) {
 		})
 	}
 	t.Run("error_503_service_unavailable", func(t *testing.T) {
-		down := redis.NewClient(&redis.Options{Addr: closedPort(t), MaxRetries: -1, DialerRetries: 1})
+		down := redis.NewClient(&redis.Options{Addr: deliverytest.ClosedAddr(t), MaxRetries: -1, DialerRetries: 1})
 		t.Cleanup(func() { down.Close() })
 		d := newEnv(t, withRedis(down))
 		assertGolden(t, d, "error_503_service_unavailable", d.do(t, http.MethodGet, "/readyz", "", nil), 503)

@@ -8,7 +8,6 @@ import (
 	"encoding/pem"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
@@ -346,20 +345,6 @@ func (e *env) publish(t *testing.T, key, typ string, hdr ...string) *response {
 	t.Helper()
 	body := map[string]any{"type": typ, "data": map[string]any{"scanId": "7d8f0e7c-2f7a-4a0e-9d55-1c1b0b9b2c11", "scanType": "zap"}}
 	return e.do(t, http.MethodPost, "/api/v1/events", key, body, hdr...)
-}
-
-// closedPort returns a loopback address nothing listens on.
-func closedPort(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	if err := ln.Close(); err != nil {
-		t.Fatal(err)
-	}
-	return addr
 }
 
 // unknownID is a well-formed id no endpoint or delivery has.

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/cert-ix/webhookd/api"
+	"github.com/cert-ix/webhookd/delivery/deliverytest"
 	"github.com/cert-ix/webhookd/registry"
 )
 
@@ -57,7 +58,7 @@ func TestNoSecretLeaks(t *testing.T) {
 	do("GET", "/api/v1/webhooks/"+ids[0]+"?apiKey="+key, "", nil)
 	do("GET", "/api/v1/webhooks/"+ids[0], "", nil, "Authorization", "Bearer "+key)
 	do("GET", "/api/v1/webhooks/"+ids[0]+"/secret", other, nil)
-	do("POST", "/api/v1/webhooks", key, map[string]any{"url": "https://" + closedPort(t) + "/x?token=" + querySecret,
+	do("POST", "/api/v1/webhooks", key, map[string]any{"url": "https://" + deliverytest.ClosedAddr(t) + "/x?token=" + querySecret,
 		"events": []string{"scan.completed"}})
 	do("POST", "/api/v1/webhooks", key, `{"url": "`+secrets[4]+`", "events": [`)
 	do("GET", "/boom", key, nil)

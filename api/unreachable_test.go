@@ -36,7 +36,7 @@ func TestWebhookURLUnreachable(t *testing.T) {
 
 	const query = "/hook?token=query-secret-4711"
 	tests := []struct{ name, url string }{
-		{"closed loopback port", "https://" + closedPort(t) + query},
+		{"closed loopback port", "https://" + deliverytest.ClosedAddr(t) + query},
 		{"plain HTTP server behind an https URL", "https://" + plain.Listener.Addr().String() + query},
 		{"untrusted certificate", untrusted.URL + query},
 	}

@@ -241,7 +241,7 @@ func faultCases(redirectTarget string) []faultCase {
 		{name: "429 without Retry-After", handle: answer(head(429, "Content-Length: 0")), kind: Failure, status: 429, errHas: "HTTP 429"},
 		{name: "503 Retry-After HTTP-date", handle: answer(head(503, "Retry-After: "+retryDate, "Content-Length: 0")),
 			kind: Throttled, status: 503, errHas: "unexpected status HTTP 503", after: 90 * time.Second},
-		{name: "connection refused", url: closedPortURL, kind: Failure, errHas: "connect: connection refused"},
+		{name: "connection refused", url: func(t *testing.T) string { return "https://" + deliverytest.ClosedAddr(t) }, kind: Failure, errHas: "connect: connection refused"},
 		// A line cut by the reset is parsed as it stands; a reset between lines is a read error.
 		{name: "reset in the status line", handle: resetAfter("HTTP/1.1 20"), kind: Failure, errHas: `malformed HTTP status code "20"`},
 		{name: "reset in the headers", handle: resetAfter("HTTP/1.1 200 OK\r\nContent-Length: 10\r\n"), kind: Failure, errHas: "read: connection reset by peer"},

@@ -63,7 +63,7 @@ func TestProbeUnreachable(t *testing.T) {
 		timeout     time.Duration
 		wantBlocked bool
 	}{
-		{"connection refused", closedPortURL(t), loopback, time.Second, false},
+		{"connection refused", "https://" + deliverytest.ClosedAddr(t), loopback, time.Second, false},
 		{"untrusted certificate", untrusted.URL, loopback, time.Second, false},
 		{"blocked address", reachable.URL, nil, time.Second, true},
 		{"timeout", hanging.URL, loopback, 100 * time.Millisecond, false},

@@ -198,7 +198,7 @@ func TestSendErrors(t *testing.T) {
 		want    string // substring of the error
 		wantErr error  // nil: only the message is checked
 	}{
-		{"connection refused", closedPortURL(t), loopback, "connection refused", nil},
+		{"connection refused", "https://" + deliverytest.ClosedAddr(t), loopback, "connection refused", nil},
 		{"untrusted certificate", untrusted.URL, loopback, "tls: failed to verify certificate", nil},
 		{"plain http server", "https://" + plainHTTPAddr(t), loopback, "http", nil},
 		{"blocked without allow list", untrusted.URL, nil, "blocked address 127.0.0.1", ErrBlockedAddress},
@@ -272,20 +272,6 @@ func TestSendIPv4MappedAllowed(t *testing.T) {
 	if res.Err != nil || res.StatusCode != http.StatusOK {
 		t.Fatalf("Send() = status %d, err %v; want 200, nil", res.StatusCode, res.Err)
 	}
-}
-
-// closedPortURL returns an https URL on a loopback port nothing listens on.
-func closedPortURL(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	if err := ln.Close(); err != nil {
-		t.Fatal(err)
-	}
-	return "https://" + addr
 }
 
 // plainHTTPAddr returns the address of a server that speaks HTTP without TLS.

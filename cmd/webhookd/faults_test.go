@@ -20,7 +20,6 @@ import (
 	"time"
 
 	"github.com/cert-ix/webhookd/delivery/deliverytest"
-
 	"github.com/cert-ix/webhookd/registry"
 )
 

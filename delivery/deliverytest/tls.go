@@ -55,3 +55,17 @@ func UntrustedTLSServer(tb testing.TB, h http.Handler) *httptest.Server {
 	tb.Cleanup(srv.Close)
 	return srv
 }
+
+// ClosedAddr returns a loopback host:port that nothing listens on: connecting to it is refused.
+func ClosedAddr(tb testing.TB) string {
+	tb.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	if err := ln.Close(); err != nil {
+		tb.Fatal(err)
+	}
+	return addr
+}
