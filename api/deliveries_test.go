@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"reflect"
 	"regexp"
+	"strings"
 	"testing"
 
 	"github.com/cert-ix/webhookd/delivery"
@@ -17,17 +18,28 @@ var deliveryFields = []string{"id", "webhookId", "eventId", "eventType", "status
 var eventID = regexp.MustCompile(`^evt_[0-9a-f]{32}$`)
 
 // assertQueued checks that a task with the id is on the asynq queue.
-func assertQueued(t *testing.T, e *env, queue, id string) {
+// assertQueued checks that delivery did of endpoint eid waits on the endpoint's queue and that
+// a drain of that queue is on the task queue.
+func assertQueued(t *testing.T, e *env, tid, eid, did string) {
 	t.Helper()
-	in := asynq.NewInspectorFromRedisClient(e.rdb)
-	if _, err := in.GetTaskInfo(queue, id); err != nil {
-		t.Errorf("task %s on queue %s: %v", id, queue, err)
+	if _, ok, err := e.store.QueuedItem(t.Context(), tid, eid, did); !ok || err != nil {
+		t.Errorf("delivery %s is not on its endpoint's queue (%v)", did, err)
 	}
+	tasks, err := asynq.NewInspectorFromRedisClient(e.rdb).ListPendingTasks(delivery.Queue, asynq.PageSize(1000))
+	if err != nil {
+		t.Fatalf("ListPendingTasks: %v", err)
+	}
+	for _, ti := range tasks {
+		if ti.Type == delivery.TypeDrain && strings.HasPrefix(ti.ID, "q:"+eid+":") {
+			return
+		}
+	}
+	t.Errorf("no drain of endpoint %s on queue %s", eid, delivery.Queue)
 }
 
 func TestSendTest(t *testing.T) {
 	e := newEnv(t)
-	key, _ := e.newKey(t)
+	key, tid := e.newKey(t)
 	id := e.createWebhook(t, key)["id"].(string)
 	d := e.sendTest(t, key, id)
 	assertFields(t, d, deliveryFields...)
@@ -38,7 +50,7 @@ func TestSendTest(t *testing.T) {
 		t.Errorf("eventId = %v, want evt_ and 32 hex digits", d["eventId"])
 	}
 	parseTime(t, d["nextAttemptAt"])
-	assertQueued(t, e, delivery.Queue, delivery.DeliveryTaskID(registry.Queued{DeliveryID: d["id"].(string)}))
+	assertQueued(t, e, tid, id, d["id"].(string))
 
 	got := data(t, e.do(t, http.MethodGet, "/api/v1/webhooks/"+id+"/deliveries/"+d["id"].(string), key, nil), http.StatusOK)
 	assertFields(t, got, append(deliveryFields, "attempts")...)
@@ -112,7 +124,7 @@ func TestRetryDelivery(t *testing.T) {
 	if d["id"] != did || d["status"] != "pending" || d["attemptCount"] != float64(1) {
 		t.Errorf("retried delivery = %v, want %s pending with its 1 attempt kept", d, did)
 	}
-	assertQueued(t, e, delivery.Queue, delivery.DeliveryTaskID(registry.Queued{DeliveryID: did, Generation: 1}))
+	assertQueued(t, e, tid, id, did)
 	got := data(t, e.do(t, http.MethodGet, path, key, nil), http.StatusOK)
 	if atts, _ := got["attempts"].([]any); len(atts) != 1 {
 		t.Errorf("attempts = %v, want the 1 recorded before the retry", got["attempts"])

@@ -7,13 +7,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cert-ix/webhookd/delivery"
 	"github.com/cert-ix/webhookd/registry"
 )
 
 func TestPublishEvent(t *testing.T) {
 	e := newEnv(t)
-	key, _ := e.newKey(t)
+	key, tid := e.newKey(t)
 	enabled := []string{e.createWebhook(t, key, "scan.completed")["id"].(string),
 		e.createWebhook(t, key, "scan.completed", "scan.failed")["id"].(string)}
 	e.createWebhook(t, key, "scan.failed")
@@ -38,8 +37,7 @@ func TestPublishEvent(t *testing.T) {
 	}
 	// A small fan-out is created with the event: each enabled subscriber's delivery is queued.
 	for _, ep := range enabled {
-		q := registry.Queued{DeliveryID: registry.DeliveryID(d["id"].(string), ep)}
-		assertQueued(t, e, delivery.Queue, delivery.DeliveryTaskID(q))
+		assertQueued(t, e, tid, ep, registry.DeliveryID(d["id"].(string), ep))
 	}
 
 	for typ, want := range map[string]float64{"scan.failed": 2, "scan.started": 0, "scan.cancelled": 0} {

@@ -156,11 +156,11 @@ func recordOutcome(t *testing.T, e *env, tid, eid, did string, gen int, o regist
 	if o != registry.OutcomeSuccess {
 		status = 500
 	}
-	_, err := e.store.RecordAttempt(t.Context(), registry.AttemptRecord{TenantID: tid,
+	_, err := e.store.RecordAny(t.Context(), registry.AttemptRecord{TenantID: tid,
 		Queued:  registry.Queued{DeliveryID: did, EndpointID: eid, Generation: gen},
 		Attempt: registry.Attempt{Number: 1, StartedAt: time.Now(), DurationMs: 3, StatusCode: status},
 		Outcome: o, NextAttemptAt: time.Now().Add(time.Minute), DisableAfter: disableAfter, MaxAttempts: 10})
 	if err != nil {
-		t.Fatalf("RecordAttempt: %v", err)
+		t.Fatalf("RecordAny: %v", err)
 	}
 }

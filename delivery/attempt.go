@@ -65,24 +65,34 @@ func (w *Worker) deliver(ctx context.Context, t *asynq.Task) error {
 		return busyRetry()
 	}
 	defer release()
+	if !w.takeSlot(ctx) {
+		return busyRetry()
+	}
+	defer w.freeSlot()
 	return w.attempt(ctx, p.TenantID, q, d, e, ev)
 }
 
-func (w *Worker) attempt(ctx context.Context, tid string, q registry.Queued, d *registry.Delivery,
-	e *registry.Endpoint, ev *registry.Event) error {
+// send signs and sends one attempt of an event to an endpoint and classifies the answer.
+func (w *Worker) send(ctx context.Context, e *registry.Endpoint, evid string, body []byte) (time.Time, Result, Outcome) {
 	started := w.cfg.Store.Now()
 	ks, err := keys(e, started)
 	if err != nil {
-		return fmt.Errorf("endpoint %s has an unusable secret: %w: %w", e.ID, err, asynq.SkipRetry)
+		res := Result{Err: fmt.Errorf("endpoint %s has an unusable signing secret", e.ID)}
+		return started, res, Outcome{Kind: Failure}
 	}
-	h := signing.Headers(ks, ev.ID, started, ev.Body)
+	h := signing.Headers(ks, evid, started, body)
 	for k, v := range e.Headers {
 		h.Set(k, v)
 	}
 	h.Set("Content-Type", "application/json")
 	h.Set("User-Agent", w.cfg.UserAgent)
-	res := Send(ctx, w.cfg.Client, Request{URL: e.URL, Header: h, Body: ev.Body}, w.cfg.AttemptTimeout)
-	out := Classify(res.StatusCode, res.Header, res.Err, w.cfg.Store.Now())
+	res := Send(ctx, w.cfg.Client, Request{URL: e.URL, Header: h, Body: body}, w.cfg.AttemptTimeout)
+	return started, res, Classify(res.StatusCode, res.Header, res.Err, w.cfg.Store.Now())
+}
+
+func (w *Worker) attempt(ctx context.Context, tid string, q registry.Queued, d *registry.Delivery,
+	e *registry.Endpoint, ev *registry.Event) error {
+	started, res, out := w.send(ctx, e, ev.ID, ev.Body)
 	delay := w.cfg.Policy.Next(d.RunAttempts, out.RetryAfter)
 	rec := registry.AttemptRecord{
 		TenantID: tid, Queued: q, Outcome: outcomeOf(out.Kind), NextAttemptAt: started.Add(res.Duration + delay),

@@ -19,9 +19,10 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// faultStore is the real registry with injected outages: the next loadFaults calls of
-// LoadAttempt and recordFaults calls of RecordAttempt answer SERVICE_UNAVAILABLE, as the
-// registry does when Redis cannot be reached, without touching Redis.
+// faultStore is the real registry with injected outages: the next loadFaults calls that read
+// an attempt's delivery (LoadAttempt of a retry task, Take of a drain) and recordFaults calls
+// that record attempts (RecordAttempt, Finish) answer SERVICE_UNAVAILABLE, as the registry
+// does when Redis cannot be reached, without touching Redis.
 type faultStore struct {
 	*registry.Store
 	loadFaults, recordFaults atomic.Int32
@@ -38,6 +39,22 @@ func (s *faultStore) LoadAttempt(ctx context.Context, tid string, q registry.Que
 		return registry.AttemptContext{}, outage("load attempt")
 	}
 	return s.Store.LoadAttempt(ctx, tid, q, evid)
+}
+
+func (s *faultStore) Take(ctx context.Context, r registry.TakeRequest) ([]registry.QueueItem, *registry.Endpoint, error) {
+	if r.Limit > 0 && s.loadFaults.Add(-1) >= 0 {
+		s.injected.Add(1)
+		return nil, nil, outage("take")
+	}
+	return s.Store.Take(ctx, r)
+}
+
+func (s *faultStore) Finish(ctx context.Context, r registry.FinishRequest) (registry.Finished, error) {
+	if s.recordFaults.Add(-1) >= 0 {
+		s.injected.Add(1)
+		return registry.Finished{}, outage("finish")
+	}
+	return s.Store.Finish(ctx, r)
 }
 
 func (s *faultStore) RecordAttempt(ctx context.Context, r registry.AttemptRecord) (registry.Recorded, error) {

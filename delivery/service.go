@@ -20,17 +20,20 @@ type Store interface {
 	Now() time.Time
 	TenantIDs(ctx context.Context) ([]string, error)
 	PublishEvent(ctx context.Context, tid string, n registry.NewEvent) (*registry.Stored, error)
-	RetractEvent(ctx context.Context, tid string, ev *registry.Event, idemKey string) (bool, error)
+	RetractEvent(ctx context.Context, tid string, ev *registry.Event, idemKey string, st *registry.Stored) (bool, error)
 	Event(ctx context.Context, tid, evid string) (*registry.Event, error)
 	Endpoint(ctx context.Context, tid, eid string) (*registry.Endpoint, error)
-	CreateDeliveries(ctx context.Context, ev *registry.Event, endpointIDs []string) ([]registry.Queued, error)
-	CreateTestDelivery(ctx context.Context, ev *registry.Event, eid string) (registry.Queued, error)
-	RequeueDelivery(ctx context.Context, tid, eid, did string) (registry.Queued, error)
-	EnableEndpoint(ctx context.Context, tid, eid string) ([]registry.Queued, error)
+	CreateDeliveries(ctx context.Context, ev *registry.Event, endpointIDs []string) ([]registry.Drain, error)
+	CreateTestDelivery(ctx context.Context, ev *registry.Event, eid string) (string, []registry.Drain, error)
+	RequeueDelivery(ctx context.Context, tid, eid, did string) ([]registry.Drain, error)
+	EnableEndpoint(ctx context.Context, tid, eid string) (int, []registry.Drain, error)
 	DisableEndpoint(ctx context.Context, tid, eid, reason string) error
 	HoldDelivery(ctx context.Context, tid string, q registry.Queued) (string, error)
 	LoadAttempt(ctx context.Context, tid string, q registry.Queued, eventID string) (registry.AttemptContext, error)
 	RecordAttempt(ctx context.Context, r registry.AttemptRecord) (registry.Recorded, error)
+	Take(ctx context.Context, r registry.TakeRequest) ([]registry.QueueItem, *registry.Endpoint, error)
+	Finish(ctx context.Context, r registry.FinishRequest) (registry.Finished, error)
+	EndDrain(ctx context.Context, tid string, d registry.Drain, handoff bool) (string, *registry.Drain, error)
 	Delivery(ctx context.Context, tid, eid, did string, withAttempts bool) (*registry.Delivery, error)
 	DueOutbox(ctx context.Context, tid string, before time.Time, limit int64) ([]registry.OutboxEntry, error)
 	OutboxDone(ctx context.Context, tid string, entries ...registry.OutboxEntry) error
@@ -76,7 +79,8 @@ func NewService(cfg ServiceConfig) (*Service, error) {
 func newQueue(enq Enqueuer, p RetryPolicy, attemptTimeout time.Duration) queue {
 	// One more retry than the policy needs: the handler ends a run itself when its budget is
 	// spent, so asynq never archives a task the registry still counts as retrying.
-	return queue{enq: enq, maxRetry: p.MaxRetry() + 1, taskTimeout: attemptTimeout + 30*time.Second}
+	return queue{enq: enq, maxRetry: p.MaxRetry() + 1, taskTimeout: attemptTimeout + 30*time.Second,
+		drainTimeout: drainBudget + 2*attemptTimeout + 30*time.Second}
 }
 
 // PublishRequest is a validated event from the API.
@@ -120,8 +124,9 @@ func EventBody(id, typ string, ts time.Time, data json.RawMessage) ([]byte, erro
 	}{id, typ, ts.UTC().Format(time.RFC3339Nano), compact.Bytes()})
 }
 
-// Publish stores the event (answering once it is durable in Redis) and queues its work: the
-// deliveries created with it for a small fan-out, else a fan-out task. When nothing could be
+// Publish stores the event (answering once it is durable in Redis) and queues its work: for a
+// small fan-out the deliveries are queued on their endpoints with the event, and a drain is
+// started for each endpoint that has none running; else a fan-out task. When nothing could be
 // queued the event is withdrawn and KAFKA_ERROR returned; once anything is queued the event
 // stands, and what is left is queued by the outbox sweeper.
 func (s *Service) Publish(ctx context.Context, p PublishRequest) (*Published, error) {
@@ -153,11 +158,11 @@ func (s *Service) queueEvent(ctx context.Context, p PublishRequest, st *registry
 	switch {
 	case !st.Inline:
 		first = s.q.fanout(ctx, p.TenantID, ev.ID, ev.Type)
-	case len(st.Queued) > 0:
-		first = s.q.deliver(ctx, p.TenantID, st.Queued[0], ev.ID)
+	case len(st.Drains) > 0:
+		first = s.q.drain(ctx, p.TenantID, st.Drains[0])
 	}
 	if first != nil {
-		retracted, rerr := s.store.RetractEvent(context.WithoutCancel(ctx), p.TenantID, ev, p.IdempotencyKey)
+		retracted, rerr := s.store.RetractEvent(context.WithoutCancel(ctx), p.TenantID, ev, p.IdempotencyKey, st)
 		s.log.ErrorContext(ctx, "queueing a published event failed", "tenantId", p.TenantID, "eventId", ev.ID,
 			"error", first.Error(), "retracted", retracted)
 		if rerr != nil {
@@ -168,18 +173,12 @@ func (s *Service) queueEvent(ctx context.Context, p PublishRequest, st *registry
 		}
 		return nil
 	}
-	if !st.Inline {
-		return nil // the fan-out task clears the outbox entry
+	if !st.Inline || len(st.Drains) < 2 {
+		return nil // the fan-out task clears its outbox entry; a drain's stays until it ends
 	}
-	if len(st.Queued) > 1 {
-		if _, err := s.q.deliverAll(ctx, p.TenantID, st.Queued[1:], ev.ID); err != nil {
-			s.log.WarnContext(ctx, "some deliveries were not queued; the outbox sweeper will", "tenantId", p.TenantID,
-				"eventId", ev.ID, "error", err.Error())
-			return nil
-		}
-	}
-	if err := s.store.OutboxDone(ctx, p.TenantID, "e:"+ev.ID); err != nil {
-		s.log.WarnContext(ctx, "clearing outbox failed; the sweeper will retry", "tenantId", p.TenantID, "error", err.Error())
+	if err := s.q.drainAll(ctx, p.TenantID, st.Drains[1:]); err != nil {
+		s.log.WarnContext(ctx, "some drains were not queued; the outbox sweeper will", "tenantId", p.TenantID,
+			"eventId", ev.ID, "error", err.Error())
 	}
 	return nil
 }
@@ -195,14 +194,14 @@ func (s *Service) SendTest(ctx context.Context, tid, eid string) (*registry.Deli
 		return nil, registry.Wrap(registry.CodeInternal, err)
 	}
 	ev := &registry.Event{ID: id, TenantID: tid, Type: registry.EventWebhookTest, CreatedAt: now, Body: body}
-	q, err := s.store.CreateTestDelivery(ctx, ev, eid)
+	did, drains, err := s.store.CreateTestDelivery(ctx, ev, eid)
 	if err != nil {
 		return nil, err
 	}
-	if err := s.queueNow(ctx, tid, []registry.Queued{q}, id); err != nil {
+	if err := s.q.drainAll(ctx, tid, drains); err != nil {
 		return nil, err
 	}
-	return s.store.Delivery(ctx, tid, eid, q.DeliveryID, false)
+	return s.store.Delivery(ctx, tid, eid, did, false)
 }
 
 // Retry queues a delivery again now with a fresh attempt budget: WEBHOOK_DISABLED when its
@@ -211,11 +210,11 @@ func (s *Service) Retry(ctx context.Context, tid, eid, did string) (*registry.De
 	if _, err := s.store.Endpoint(ctx, tid, eid); err != nil {
 		return nil, err
 	}
-	q, err := s.store.RequeueDelivery(ctx, tid, eid, did)
+	drains, err := s.store.RequeueDelivery(ctx, tid, eid, did)
 	if err != nil {
 		return nil, err
 	}
-	if err := s.queueNow(ctx, tid, []registry.Queued{q}, ""); err != nil {
+	if err := s.q.drainAll(ctx, tid, drains); err != nil {
 		return nil, err
 	}
 	return s.store.Delivery(ctx, tid, eid, did, false)
@@ -223,15 +222,15 @@ func (s *Service) Retry(ctx context.Context, tid, eid, did string) (*registry.De
 
 // Enable re-enables an endpoint and queues every held delivery; it returns how many.
 func (s *Service) Enable(ctx context.Context, tid, eid string) (*registry.Endpoint, int, error) {
-	qs, err := s.store.EnableEndpoint(ctx, tid, eid)
+	n, drains, err := s.store.EnableEndpoint(ctx, tid, eid)
 	if err != nil {
 		return nil, 0, err
 	}
-	if err := s.queueNow(ctx, tid, qs, ""); err != nil {
+	if err := s.q.drainAll(ctx, tid, drains); err != nil {
 		return nil, 0, err
 	}
 	e, err := s.store.Endpoint(ctx, tid, eid)
-	return e, len(qs), err
+	return e, n, err
 }
 
 // Disable disables an endpoint by hand (reason "manual"); its queued deliveries are held.
@@ -240,14 +239,4 @@ func (s *Service) Disable(ctx context.Context, tid, eid string) (*registry.Endpo
 		return nil, err
 	}
 	return s.store.Endpoint(ctx, tid, eid)
-}
-
-// queueNow enqueues deliveries recorded in the outbox and clears their entries. What fails to
-// queue stays in the outbox for the sweeper, and the caller hears KAFKA_ERROR.
-func (s *Service) queueNow(ctx context.Context, tid string, qs []registry.Queued, evid string) error {
-	done, qerr := s.q.deliverAll(ctx, tid, qs, evid)
-	if err := s.store.OutboxDone(ctx, tid, done...); err != nil && qerr == nil {
-		s.log.WarnContext(ctx, "clearing outbox failed; the sweeper will retry", "tenantId", tid, "error", err.Error())
-	}
-	return qerr
 }

@@ -80,6 +80,13 @@ func (w *Worker) sweepTenant(ctx context.Context, tid string, before time.Time) 
 			if err := w.q.fanout(ctx, tid, strings.TrimPrefix(e, "e:"), ""); err != nil {
 				return err
 			}
+		case strings.HasPrefix(e, "q:"):
+			// A drain's entry stays until the drain ends; queueing a running one adds nothing.
+			if d, ok := registry.ParseDrain(strings.TrimPrefix(e, "q:")); ok {
+				if err := w.q.drain(ctx, tid, d); err != nil {
+					return err
+				}
+			}
 		case strings.HasPrefix(e, "d:"):
 			if q, ok := registry.ParseQueued(strings.TrimPrefix(e, "d:")); ok {
 				qs = append(qs, q)

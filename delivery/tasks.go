@@ -18,6 +18,7 @@ import (
 const (
 	TypeFanout  = "webhookd:fanout"
 	TypeDeliver = "webhookd:deliver"
+	TypeDrain   = "webhookd:drain"
 
 	Queue = "webhookd"
 )
@@ -39,6 +40,13 @@ type deliverPayload struct {
 	Generation int    `json:"g"`
 }
 
+// drainPayload names one drain of an endpoint's queue.
+type drainPayload struct {
+	TenantID   string `json:"t"`
+	EndpointID string `json:"e"`
+	N          int64  `json:"n"`
+}
+
 func (p deliverPayload) queued() registry.Queued {
 	return registry.Queued{DeliveryID: p.DeliveryID, EndpointID: p.EndpointID, Generation: p.Generation}
 }
@@ -54,10 +62,15 @@ var _ Enqueuer = (*asynq.Client)(nil)
 // queue enqueues with deterministic task ids, so a repeated enqueue (a retried fan-out, an
 // outbox sweep) finds the first one and adds nothing.
 type queue struct {
-	enq         Enqueuer
-	maxRetry    int
-	taskTimeout time.Duration
+	enq          Enqueuer
+	maxRetry     int
+	taskTimeout  time.Duration
+	drainTimeout time.Duration
 }
+
+// drainMaxRetry is a drain task's retry budget: a drain fails only while Redis is out of
+// reach (it is then retried without counting), so it is never archived with work queued.
+const drainMaxRetry = 1000
 
 // FanoutTaskID is the asynq task id of an event's fan-out (event ids are unique).
 func FanoutTaskID(evid string) string { return "f:" + evid }
@@ -67,6 +80,28 @@ func DeliveryTaskID(d registry.Queued) string {
 	return "d:" + d.DeliveryID + ":" + strconv.Itoa(d.Generation)
 }
 
+// DrainTaskID is the asynq task id of one drain of an endpoint's queue.
+func DrainTaskID(d registry.Drain) string { return d.OutboxEntry() }
+
+func (q queue) drain(ctx context.Context, tid string, d registry.Drain) error {
+	b, _ := json.Marshal(drainPayload{TenantID: tid, EndpointID: d.EndpointID, N: d.N})
+	t := asynq.NewTask(TypeDrain, b, asynq.TaskID(DrainTaskID(d)), asynq.Queue(Queue),
+		asynq.MaxRetry(drainMaxRetry), asynq.Timeout(q.drainTimeout))
+	return q.put(ctx, t)
+}
+
+// drainAll queues drains; it returns the first error. A drain's outbox entry stays until the
+// drain ends, so one that fails to queue is queued by the sweeper.
+func (q queue) drainAll(ctx context.Context, tid string, ds []registry.Drain) error {
+	var first error
+	for _, d := range ds {
+		if err := q.drain(ctx, tid, d); err != nil && first == nil {
+			first = err
+		}
+	}
+	return first
+}
+
 func (q queue) fanout(ctx context.Context, tid, evid, typ string) error {
 	b, _ := json.Marshal(fanoutPayload{TenantID: tid, EventID: evid, Type: typ})
 	t := asynq.NewTask(TypeFanout, b, asynq.TaskID(FanoutTaskID(evid)), asynq.Queue(Queue),
@@ -74,12 +109,16 @@ func (q queue) fanout(ctx context.Context, tid, evid, typ string) error {
 	return q.put(ctx, t)
 }
 
-func (q queue) deliver(ctx context.Context, tid string, d registry.Queued, evid string) error {
+// deliver queues a retry run of a delivery, to start at at (now when zero).
+func (q queue) deliver(ctx context.Context, tid string, d registry.Queued, evid string, at time.Time) error {
 	b, _ := json.Marshal(deliverPayload{TenantID: tid, DeliveryID: d.DeliveryID, EndpointID: d.EndpointID,
 		EventID: evid, Generation: d.Generation})
-	t := asynq.NewTask(TypeDeliver, b, asynq.TaskID(DeliveryTaskID(d)), asynq.Queue(Queue),
-		asynq.MaxRetry(q.maxRetry), asynq.Timeout(q.taskTimeout))
-	return q.put(ctx, t)
+	opts := []asynq.Option{asynq.TaskID(DeliveryTaskID(d)), asynq.Queue(Queue), asynq.MaxRetry(q.maxRetry),
+		asynq.Timeout(q.taskTimeout)}
+	if !at.IsZero() {
+		opts = append(opts, asynq.ProcessAt(at))
+	}
+	return q.put(ctx, asynq.NewTask(TypeDeliver, b, opts...))
 }
 
 func (q queue) put(ctx context.Context, t *asynq.Task) error {
@@ -104,7 +143,7 @@ func (q queue) deliverAll(ctx context.Context, tid string, ds []registry.Queued,
 		sem <- struct{}{}
 		go func(d registry.Queued) {
 			defer func() { <-sem }()
-			results <- result{entry: d.OutboxEntry(), err: q.deliver(ctx, tid, d, evid)}
+			results <- result{entry: d.OutboxEntry(), err: q.deliver(ctx, tid, d, evid, time.Time{})}
 		}(d)
 	}
 	var done []string

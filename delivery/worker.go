@@ -110,8 +110,14 @@ type Worker struct {
 	cfg    WorkerConfig
 	q      queue
 	slots  *endpointSlots
-	srvs   []*asynq.Server
-	log    *slog.Logger
+	// attempts holds one token per attempt in flight: drains send several deliveries at once,
+	// and together with retry tasks they stay within Concurrency.
+	attempts chan struct{}
+	// stopping is closed when Run begins to shut down: drains stop taking deliveries and hand
+	// their queues on.
+	stopping chan struct{}
+	srvs     []*asynq.Server
+	log      *slog.Logger
 }
 
 // NewWorker validates cfg and builds the asynq server.
@@ -120,7 +126,8 @@ func NewWorker(cfg WorkerConfig) (*Worker, error) {
 		return nil, err
 	}
 	w := &Worker{cfg: cfg, log: cfg.Logger, q: newQueue(cfg.Enqueuer, cfg.Policy, cfg.AttemptTimeout),
-		slots: newEndpointSlots(cfg.EndpointConcurrency)}
+		slots: newEndpointSlots(cfg.EndpointConcurrency), attempts: make(chan struct{}, cfg.Concurrency),
+		stopping: make(chan struct{})}
 	for i := range cfg.Servers {
 		// Concurrency split as evenly as it goes: 64 over 3 servers is 22, 21 and 21.
 		n := cfg.Concurrency / cfg.Servers
@@ -163,6 +170,7 @@ func (w *Worker) Handler() asynq.Handler {
 	mux := asynq.NewServeMux()
 	mux.HandleFunc(TypeFanout, w.handleFanout)
 	mux.HandleFunc(TypeDeliver, w.handleDeliver)
+	mux.HandleFunc(TypeDrain, w.handleDrain)
 	return mux
 }
 
@@ -181,6 +189,7 @@ func (w *Worker) Run(ctx context.Context) error {
 	sweepDone := make(chan struct{})
 	go func() { defer close(sweepDone); w.sweepLoop(ctx) }()
 	<-ctx.Done()
+	close(w.stopping)
 	// Shut the servers down together: each waits up to its timeout for its attempts.
 	var wg sync.WaitGroup
 	for _, srv := range w.srvs {
@@ -207,18 +216,30 @@ func (w *Worker) handleFanout(ctx context.Context, t *asynq.Task) error {
 		}
 		ev.Type = stored.Type
 	}
-	qs, err := w.cfg.Store.CreateDeliveries(ctx, ev, nil)
+	drains, err := w.cfg.Store.CreateDeliveries(ctx, ev, nil)
 	if registry.CodeOf(err) == registry.CodeNotFound {
 		return w.cfg.Store.OutboxDone(ctx, p.TenantID, "e:"+p.EventID)
 	}
 	if err != nil {
 		return err
 	}
-	if _, err := w.q.deliverAll(ctx, p.TenantID, qs, ev.ID); err != nil {
+	if err := w.q.drainAll(ctx, p.TenantID, drains); err != nil {
 		return err
 	}
 	return w.cfg.Store.OutboxDone(ctx, p.TenantID, "e:"+p.EventID)
 }
+
+// takeSlot waits for one of the worker's attempt tokens; false when ctx ends first.
+func (w *Worker) takeSlot(ctx context.Context) bool {
+	select {
+	case w.attempts <- struct{}{}:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+func (w *Worker) freeSlot() { <-w.attempts }
 
 // asynqLogger sends asynq's own log lines to slog.
 type asynqLogger struct{ l *slog.Logger }

@@ -259,9 +259,11 @@ func TestAutoDisableOnLastAttemptHolds(t *testing.T) {
 		if !r.Disabled || r.Status != registry.DeliveryHeld {
 			t.Fatalf("last attempt, which disabled the endpoint, recorded as %+v, want held and disabled", r)
 		}
-		qs, err := e.store.EnableEndpoint(t.Context(), tn.ID, ep.ID)
-		if err != nil || len(qs) != 1 || qs[0].DeliveryID != q.DeliveryID {
-			t.Fatalf("EnableEndpoint = %v, %v; want the held delivery requeued", qs, err)
+		if n, _, err := e.store.EnableEndpoint(t.Context(), tn.ID, ep.ID); err != nil || n != 1 {
+			t.Fatalf("EnableEndpoint = %d, %v; want the held delivery queued again", n, err)
+		}
+		if d := e.delivery(t, tn.ID, q); d.Status != registry.DeliveryPending {
+			t.Errorf("after EnableEndpoint the delivery is %q, want pending", d.Status)
 		}
 	})
 }

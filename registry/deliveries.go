@@ -61,8 +61,8 @@ func (s *Store) retentionArgs() (int64, int64) {
 
 // CreateDeliveries fans an event out to endpoints (every subscriber of its type when
 // endpointIDs is empty): one delivery each (held when the endpoint is disabled), created once
-// however often it runs. It returns the deliveries to queue; NOT_FOUND when the event is gone.
-func (s *Store) CreateDeliveries(ctx context.Context, ev *Event, endpointIDs []string) ([]Queued, error) {
+// however often it runs. It returns the drains to queue; NOT_FOUND when the event is gone.
+func (s *Store) CreateDeliveries(ctx context.Context, ev *Event, endpointIDs []string) ([]Drain, error) {
 	retSec, _ := s.retentionArgs()
 	args := make([]any, 0, 6+len(endpointIDs))
 	args = append(args, tenantTag(ev.TenantID), ev.ID, ev.Type, ms(s.now()), retSec, namespace)
@@ -77,69 +77,71 @@ func (s *Store) CreateDeliveries(ctx context.Context, ev *Event, endpointIDs []s
 	if err != nil {
 		return nil, storeErr("create deliveries", err)
 	}
-	return parseQueuedList(res), nil
+	return parseDrains(res), nil
 }
 
-// CreateTestDelivery stores a webhook.test event and its delivery to the endpoint, recorded
-// in the outbox; WEBHOOK_NOT_FOUND or WEBHOOK_DISABLED otherwise.
-func (s *Store) CreateTestDelivery(ctx context.Context, ev *Event, eid string) (Queued, error) {
+// CreateTestDelivery stores a webhook.test event and its delivery to the endpoint, queued on
+// it; it returns the delivery's id and the drain to queue, if any. WEBHOOK_NOT_FOUND or
+// WEBHOOK_DISABLED otherwise.
+func (s *Store) CreateTestDelivery(ctx context.Context, ev *Event, eid string) (string, []Drain, error) {
 	tid := ev.TenantID
 	did := DeliveryID(ev.ID, eid)
 	retSec, _ := s.retentionArgs()
-	res, err := testScript.Run(ctx, s.rdb, []string{endpointKey(tid, eid), eventKey(tid, ev.ID), outboxKey(tid)},
-		tenantTag(tid), ev.ID, did, eid, ms(ev.CreatedAt), ev.Body, retSec).Text()
+	res, err := testScript.Run(ctx, s.rdb, []string{endpointKey(tid, eid), eventKey(tid, ev.ID)},
+		tenantTag(tid), ev.ID, did, eid, ms(ev.CreatedAt), ev.Body, retSec).StringSlice()
 	if err != nil {
-		return Queued{}, storeErr("create test delivery", err)
-	}
-	switch res {
-	case "nowebhook":
-		return Queued{}, E(CodeWebhookNotFound)
-	case "disabled":
-		return Queued{}, E(CodeWebhookDisabled)
-	}
-	return Queued{DeliveryID: did, EndpointID: eid}, nil
-}
-
-// RequeueDelivery queues a delivery again now with a fresh attempt budget, recorded in the
-// outbox: WEBHOOK_NOT_FOUND, DELIVERY_NOT_FOUND or WEBHOOK_DISABLED otherwise.
-func (s *Store) RequeueDelivery(ctx context.Context, tid, eid, did string) (Queued, error) {
-	retSec, _ := s.retentionArgs()
-	res, err := requeueScript.Run(ctx, s.rdb, []string{deliveryKey(tid, did), endpointKey(tid, eid), outboxKey(tid),
-		attemptsKey(tid, did)}, tenantTag(tid), did, eid, ms(s.now()), retSec).StringSlice()
-	if err != nil {
-		return Queued{}, storeErr("requeue delivery", err)
+		return "", nil, storeErr("create test delivery", err)
 	}
 	switch res[0] {
 	case "nowebhook":
-		return Queued{}, E(CodeWebhookNotFound)
-	case "nodelivery":
-		return Queued{}, E(CodeDeliveryNotFound)
+		return "", nil, E(CodeWebhookNotFound)
 	case "disabled":
-		return Queued{}, E(CodeWebhookDisabled)
+		return "", nil, E(CodeWebhookDisabled)
 	}
-	g, _ := strconv.Atoi(res[1])
-	return Queued{DeliveryID: did, EndpointID: eid, Generation: g}, nil
+	return did, parseDrains(res[1:]), nil
 }
 
-// EnableEndpoint re-enables an endpoint, resets its failure streak and returns its held
-// deliveries, now pending and recorded in the outbox until queued.
-func (s *Store) EnableEndpoint(ctx context.Context, tid, eid string) ([]Queued, error) {
-	res, err := enableScript.Run(ctx, s.rdb, []string{endpointKey(tid, eid), outboxKey(tid)},
-		tenantTag(tid), eid, ms(s.now())).StringSlice()
-	if errors.Is(err, redis.Nil) {
+// RequeueDelivery queues a delivery again now with a fresh attempt budget; it returns the
+// drain to queue, if any. WEBHOOK_NOT_FOUND, DELIVERY_NOT_FOUND or WEBHOOK_DISABLED otherwise.
+func (s *Store) RequeueDelivery(ctx context.Context, tid, eid, did string) ([]Drain, error) {
+	retSec, _ := s.retentionArgs()
+	res, err := requeueScript.Run(ctx, s.rdb, []string{deliveryKey(tid, did), endpointKey(tid, eid),
+		attemptsKey(tid, did)}, tenantTag(tid), did, eid, ms(s.now()), retSec).StringSlice()
+	if err != nil {
+		return nil, storeErr("requeue delivery", err)
+	}
+	switch res[0] {
+	case "nowebhook":
 		return nil, E(CodeWebhookNotFound)
+	case "nodelivery":
+		return nil, E(CodeDeliveryNotFound)
+	case "disabled":
+		return nil, E(CodeWebhookDisabled)
+	}
+	return parseDrains(res[1:]), nil
+}
+
+// EnableEndpoint re-enables an endpoint, resets its failure streak and queues its held
+// deliveries again; it returns how many and the drain to queue, if any.
+func (s *Store) EnableEndpoint(ctx context.Context, tid, eid string) (int, []Drain, error) {
+	res, err := enableScript.Run(ctx, s.rdb, []string{endpointKey(tid, eid)}, tenantTag(tid), eid, ms(s.now())).Slice()
+	if errors.Is(err, redis.Nil) {
+		return 0, nil, E(CodeWebhookNotFound)
 	}
 	if err != nil {
-		return nil, storeErr("enable endpoint", err)
+		return 0, nil, storeErr("enable endpoint", err)
 	}
-	return parseQueuedList(res), nil
+	n, _ := res[0].(int64)
+	w, _ := res[1].(string)
+	return int(n), parseDrains([]string{w}), nil
 }
 
 // DisableEndpoint disables an active endpoint (reason "manual") and holds its queued
 // deliveries. An endpoint already disabled keeps its reason.
 func (s *Store) DisableEndpoint(ctx context.Context, tid, eid, reason string) error {
+	retSec, _ := s.retentionArgs()
 	n, err := disableScript.Run(ctx, s.rdb, []string{endpointKey(tid, eid)},
-		tenantTag(tid), eid, ms(s.now()), reason).Int()
+		tenantTag(tid), eid, ms(s.now()), reason, retSec).Int()
 	if err != nil {
 		return storeErr("disable endpoint", err)
 	}
@@ -249,24 +251,38 @@ func (s *Store) RecordAttempt(ctx context.Context, r AttemptRecord) (Recorded, e
 // DELIVERY_NOT_FOUND when unknown, expired or another endpoint's.
 func (s *Store) Delivery(ctx context.Context, tid, eid, did string, withAttempts bool) (*Delivery, error) {
 	var h *redis.MapStringStringCmd
+	var q *redis.StringCmd
 	var a *redis.StringSliceCmd
 	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 		h = p.HGetAll(ctx, deliveryKey(tid, did))
+		q = p.HGet(ctx, endpointQueueKey(tid, eid), did)
 		if withAttempts {
 			a = p.LRange(ctx, attemptsKey(tid, did), 0, -1)
 		}
 		return nil
 	})
-	if err != nil {
+	if err != nil && !errors.Is(err, redis.Nil) {
 		return nil, storeErr("get delivery", err)
 	}
 	m := h.Val()
+	if len(m) == 0 {
+		if it, ok := parseQueueItem(did, q.Val()); ok {
+			d := queuedDelivery(tid, eid, it)
+			if withAttempts {
+				d.Attempts = []Attempt{}
+			}
+			return d, nil
+		}
+	}
 	if len(m) == 0 || m["webhookId"] != eid {
 		return nil, E(CodeDeliveryNotFound)
 	}
 	d := deliveryFromFields(tid, m)
 	if withAttempts {
-		d.Attempts = make([]Attempt, 0, len(a.Val()))
+		d.Attempts = make([]Attempt, 0, len(a.Val())+1)
+		if first, ok := firstAttempt(m); ok {
+			d.Attempts = append(d.Attempts, first)
+		}
 		for _, js := range a.Val() {
 			var at Attempt
 			if json.Unmarshal([]byte(js), &at) == nil {
@@ -297,19 +313,26 @@ func (s *Store) ListDeliveries(ctx context.Context, tid, eid, status string, pg 
 		return nil, 0, storeErr("list deliveries", err)
 	}
 	cmds := make([]*redis.MapStringStringCmd, len(ids))
+	var queued *redis.SliceCmd
 	_, err = s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 		for i, id := range ids {
 			cmds[i] = p.HGetAll(ctx, deliveryKey(tid, id))
 		}
+		queued = p.HMGet(ctx, endpointQueueKey(tid, eid), ids...)
 		return nil
 	})
 	if err != nil {
 		return nil, 0, storeErr("get deliveries", err)
 	}
 	out := make([]*Delivery, 0, len(ids))
-	for _, c := range cmds {
+	entries := queued.Val()
+	for i, c := range cmds {
 		if m := c.Val(); len(m) > 0 {
 			out = append(out, deliveryFromFields(tid, m))
+		} else if e, _ := entries[i].(string); e != "" {
+			if it, ok := parseQueueItem(ids[i], e); ok {
+				out = append(out, queuedDelivery(tid, eid, it))
+			}
 		}
 	}
 	return out, int(total), nil
@@ -337,7 +360,9 @@ func (s *Store) TrimIndexes(ctx context.Context, tid string) (int, error) {
 	for _, eid := range eids {
 		keys := []string{endpointDeliveriesKey(tid, eid)}
 		for _, st := range DeliveryStatuses {
-			keys = append(keys, endpointStatusKey(tid, eid, st))
+			if st != DeliveryPending {
+				keys = append(keys, endpointStatusKey(tid, eid, st))
+			}
 		}
 		n, err := trimScript.Run(ctx, s.rdb, keys, cutoff).Int()
 		if err != nil {

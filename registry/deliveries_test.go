@@ -149,10 +149,11 @@ func TestRecordAttemptStaleGeneration(t *testing.T) {
 		ep := e.endpoint(t, tn.ID)
 		old := e.deliver(t, tn.ID, ep.ID)
 		e.attempt(t, tn.ID, old, registry.OutcomeFailure, lenient)
-		cur, err := e.store.RequeueDelivery(ctx, tn.ID, ep.ID, old.DeliveryID)
-		if err != nil {
+		if _, err := e.store.RequeueDelivery(ctx, tn.ID, ep.ID, old.DeliveryID); err != nil {
 			t.Fatalf("RequeueDelivery: %v", err)
 		}
+		cur := old
+		cur.Generation = e.delivery(t, tn.ID, old).Generation
 		e.clock.Advance(time.Minute)
 		r := e.attempt(t, tn.ID, old, registry.OutcomeSuccess, lenient)
 		if r.Status != "stale" || r.Disabled {

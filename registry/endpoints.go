@@ -189,7 +189,8 @@ func (s *Store) DeleteEndpoint(ctx context.Context, tid, eid string) error {
 		return err
 	}
 	_, err = s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
-		p.Del(ctx, endpointKey(tid, eid), endpointDeliveriesKey(tid, eid))
+		p.Del(ctx, endpointKey(tid, eid), endpointDeliveriesKey(tid, eid), endpointQueueKey(tid, eid), drainKey(tid, eid),
+			drainKey(tid, eid)+":n")
 		for _, st := range DeliveryStatuses {
 			p.Del(ctx, endpointStatusKey(tid, eid, st))
 		}

@@ -223,7 +223,7 @@ func TestEndpointOfAnotherTenant(t *testing.T) {
 				return err
 			},
 			"DisableEndpoint": func() error { return e.store.DisableEndpoint(ctx, intruder.ID, ep.ID, registry.ReasonManual) },
-			"EnableEndpoint":  func() error { _, err := e.store.EnableEndpoint(ctx, intruder.ID, ep.ID); return err },
+			"EnableEndpoint":  func() error { _, _, err := e.store.EnableEndpoint(ctx, intruder.ID, ep.ID); return err },
 		}
 		for name, op := range ops {
 			t.Run(name, func(t *testing.T) { wantCode(t, op(), registry.CodeWebhookNotFound) })

@@ -28,14 +28,15 @@ type Stored struct {
 	// Replayed is true when the Idempotency-Key named an earlier event, which is returned.
 	Replayed bool
 	// Inline is true when the deliveries were created with the event (a small fan-out);
-	// Queued then lists those to put on the queue. Otherwise a fan-out task must create them.
+	// Drains then lists the drains to put on the queue. Otherwise a fan-out task must create them.
 	Inline bool
-	Queued []Queued
+	Drains []Drain
 }
 
-// PublishEvent stores an event once, atomically with its idempotency key, the tenant's monthly
-// count (QUOTA_EXCEEDED past the quota) and an outbox entry that guarantees its fan-out. When
-// at most Config.InlineFanout endpoints subscribe, their deliveries are created in the same step.
+// PublishEvent stores an event once, atomically with its idempotency key and the tenant's
+// monthly count (QUOTA_EXCEEDED past the quota). When at most Config.InlineFanout endpoints
+// subscribe, their deliveries are queued in the same step; otherwise an outbox entry
+// guarantees the fan-out.
 func (s *Store) PublishEvent(ctx context.Context, tid string, n NewEvent) (*Stored, error) {
 	retSec, _ := s.retentionArgs()
 	res, err := publishScript.Run(ctx, s.rdb, s.eventKeys(tid, n.ID, n.Type, n.IdempotencyKey, n.CreatedAt),
@@ -58,7 +59,7 @@ func (s *Store) PublishEvent(ctx context.Context, tid string, n NewEvent) (*Stor
 	ev := &Event{ID: n.ID, TenantID: tid, Type: n.Type, CreatedAt: n.CreatedAt.UTC(), Body: n.Body}
 	st := &Stored{Event: ev, Deliveries: cnt, Inline: res[0] == "inline"}
 	if st.Inline {
-		st.Queued = parseQueuedList(res[2:])
+		st.Drains = parseDrains(res[2:])
 	}
 	return st, nil
 }
@@ -69,10 +70,14 @@ func (s *Store) eventKeys(tid, evid, typ, idemKey string, at time.Time) []string
 }
 
 // RetractEvent removes an accepted event none of whose work could be queued, with the
-// deliveries created with it, unless a sweep already took it; it reports whether it did.
-func (s *Store) RetractEvent(ctx context.Context, tid string, ev *Event, idemKey string) (bool, error) {
-	n, err := retractScript.Run(ctx, s.rdb, s.eventKeys(tid, ev.ID, ev.Type, idemKey, ev.CreatedAt),
-		ev.ID, idemKey != "", tenantTag(tid), namespace).Int()
+// deliveries created with it and the drains it scheduled that have nothing else to do (a
+// fan-out only while no sweep took it); it reports whether it did.
+func (s *Store) RetractEvent(ctx context.Context, tid string, ev *Event, idemKey string, st *Stored) (bool, error) {
+	args := []any{ev.ID, idemKey != "", tenantTag(tid), namespace, st.Inline}
+	for _, d := range st.Drains {
+		args = append(args, d.EndpointID+":"+strconv.FormatInt(d.N, 10))
+	}
+	n, err := retractScript.Run(ctx, s.rdb, s.eventKeys(tid, ev.ID, ev.Type, idemKey, ev.CreatedAt), args...).Int()
 	return n == 1, storeErr("retract event", err)
 }
 
@@ -94,8 +99,9 @@ func eventFromFields(tid string, m map[string]string) *Event {
 		Body: []byte(m["body"]), deliveries: n}
 }
 
-// OutboxEntry is work accepted but maybe not yet queued: "e:<eventID>" (a fan-out) or
-// "d:<deliveryID>:<endpointID>:<generation>" (one delivery).
+// OutboxEntry is work accepted but maybe not yet queued: "e:<eventID>" (a fan-out),
+// "q:<endpointID>:<n>" (a drain of an endpoint's queue, kept until the drain ends) or
+// "d:<deliveryID>:<endpointID>:<generation>" (a retry, scored with its time).
 type OutboxEntry = string
 
 // DueOutbox returns up to limit outbox entries of a tenant older than before.

@@ -183,7 +183,7 @@ func TestRetractEvent(t *testing.T) {
 		if err != nil {
 			t.Fatalf("PublishEvent: %v", err)
 		}
-		ok, err := e.store.RetractEvent(ctx, tn.ID, st.Event, n.IdempotencyKey)
+		ok, err := e.store.RetractEvent(ctx, tn.ID, st.Event, n.IdempotencyKey, st)
 		if err != nil || !ok {
 			t.Fatalf("RetractEvent = %v, %v; want true", ok, err)
 		}
@@ -200,11 +200,12 @@ func TestRetractEvent(t *testing.T) {
 			t.Fatalf("publish with the retracted Idempotency-Key = %+v, %v; want a new event", again, err)
 		}
 
-		// Once the fan-out is queued (outbox entry done), the event stays.
+		// Once a fan-out is queued (outbox entry done), the event stays. (Stored{} has Inline
+		// false: the retract of a fan-out.)
 		if err := e.store.OutboxDone(ctx, tn.ID, "e:"+again.Event.ID); err != nil {
 			t.Fatalf("OutboxDone: %v", err)
 		}
-		ok, err = e.store.RetractEvent(ctx, tn.ID, again.Event, "retry-me")
+		ok, err = e.store.RetractEvent(ctx, tn.ID, again.Event, "retry-me", &registry.Stored{})
 		if err != nil || ok {
 			t.Fatalf("RetractEvent after OutboxDone = %v, %v; want false", ok, err)
 		}

@@ -19,9 +19,9 @@ func (e *env) publishStored(t *testing.T, tid, typ string) *registry.Stored {
 	return st
 }
 
-// A small fan-out is created with the event, in the same script: a pending delivery for the
-// active endpoint (its id computed in Lua equals registry.DeliveryID), a held one for the
-// disabled endpoint, nothing for an endpoint of another type.
+// A small fan-out is created with the event, in the same script: a delivery queued on the
+// active endpoint (its id computed in Lua equals registry.DeliveryID) with a drain scheduled
+// for it, a held one for the disabled endpoint, nothing for an endpoint of another type.
 func TestPublishFansOutInline(t *testing.T) {
 	eachBackend(t, registry.Config{InlineFanout: 32}, func(t *testing.T, e *env) {
 		tn := e.tenant(t, 0)
@@ -32,9 +32,13 @@ func TestPublishFansOutInline(t *testing.T) {
 		}
 		st := e.publishStored(t, tn.ID, registry.EventScanCompleted)
 		want := registry.Queued{DeliveryID: registry.DeliveryID(st.Event.ID, active.ID), EndpointID: active.ID}
-		if !st.Inline || st.Deliveries != 2 || len(st.Queued) != 1 || st.Queued[0] != want {
-			t.Fatalf("PublishEvent = inline %t, %d deliveries, queued %+v; want inline, 2, [%+v]",
-				st.Inline, st.Deliveries, st.Queued, want)
+		if !st.Inline || st.Deliveries != 2 || len(st.Drains) != 1 || st.Drains[0].EndpointID != active.ID {
+			t.Fatalf("PublishEvent = inline %t, %d deliveries, drains %+v; want inline, 2, one drain of %s",
+				st.Inline, st.Deliveries, st.Drains, active.ID)
+		}
+		// A second event finds the drain scheduled and schedules none.
+		if again := e.publishStored(t, tn.ID, registry.EventScanCompleted); len(again.Drains) != 0 {
+			t.Errorf("second publish scheduled drains %+v, want none while the first holds the lease", again.Drains)
 		}
 		if d := e.delivery(t, tn.ID, want); d.Status != registry.DeliveryPending || d.EventID != st.Event.ID {
 			t.Errorf("active endpoint's delivery = %+v, want pending for the event", d)
@@ -46,7 +50,7 @@ func TestPublishFansOutInline(t *testing.T) {
 		if n := e.statusCount(t, tn.ID, other.ID, ""); n != 0 {
 			t.Errorf("an endpoint of another type got %d deliveries", n)
 		}
-		// The fan-out task of a sweep finds them made and returns the pending one again.
+		// The fan-out task of a sweep finds them made and leaves the queued one queued.
 		if qs := e.fanout(t, st.Event); len(qs) != 1 || qs[0] != want {
 			t.Errorf("CreateDeliveries after inline = %+v, want [%+v]", qs, want)
 		}
@@ -60,8 +64,8 @@ func TestPublishLeavesLargeFanOutToTask(t *testing.T) {
 		tn := e.tenant(t, 0)
 		a, b := e.endpoint(t, tn.ID), e.endpoint(t, tn.ID)
 		st := e.publishStored(t, tn.ID, registry.EventScanCompleted)
-		if st.Inline || st.Deliveries != 2 || len(st.Queued) != 0 {
-			t.Fatalf("PublishEvent = inline %t, %d, %+v; want a fan-out of 2 left to the task", st.Inline, st.Deliveries, st.Queued)
+		if st.Inline || st.Deliveries != 2 || len(st.Drains) != 0 {
+			t.Fatalf("PublishEvent = inline %t, %d, %+v; want a fan-out of 2 left to the task", st.Inline, st.Deliveries, st.Drains)
 		}
 		for _, ep := range []*registry.Endpoint{a, b} {
 			if n := e.statusCount(t, tn.ID, ep.ID, ""); n != 0 {
@@ -81,11 +85,14 @@ func TestRetractInlinePublish(t *testing.T) {
 		tn := e.tenant(t, 0)
 		ep := e.endpoint(t, tn.ID)
 		st := e.publishStored(t, tn.ID, registry.EventScanCompleted)
-		ok, err := e.store.RetractEvent(t.Context(), tn.ID, st.Event, "")
+		ok, err := e.store.RetractEvent(t.Context(), tn.ID, st.Event, "", st)
 		if err != nil || !ok {
 			t.Fatalf("RetractEvent = %t, %v; want retracted", ok, err)
 		}
-		_, err = e.store.Delivery(t.Context(), tn.ID, ep.ID, st.Queued[0].DeliveryID, false)
+		if due := e.dueOutbox(t, tn.ID); len(due) != 0 {
+			t.Errorf("outbox after retract = %v, want empty (the drain it scheduled is withdrawn)", due)
+		}
+		_, err = e.store.Delivery(t.Context(), tn.ID, ep.ID, registry.DeliveryID(st.Event.ID, ep.ID), false)
 		wantCode(t, err, registry.CodeDeliveryNotFound)
 		for _, s := range []string{"", registry.DeliveryPending} {
 			if n := e.statusCount(t, tn.ID, ep.ID, s); n != 0 {

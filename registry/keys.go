@@ -27,3 +27,11 @@ func endpointDeliveriesKey(tid, eid string) string {
 func endpointStatusKey(tid, eid, status string) string {
 	return endpointDeliveriesKey(tid, eid) + ":" + status
 }
+
+// endpointQueueKey is the endpoint's pend hash: the queue entry of each delivery in its
+// pending index (which is also the endpoint's queue).
+func endpointQueueKey(tid, eid string) string { return endpointKey(tid, eid) + ":pend" }
+
+// drainKey holds the number of the drain that holds the endpoint's queue lease; drainKey+":n"
+// numbers the drains.
+func drainKey(tid, eid string) string { return endpointKey(tid, eid) + ":drain" }

@@ -136,12 +136,27 @@ func (e *env) publish(t *testing.T, tid, typ string) *registry.Event {
 	return st.Event
 }
 
-// fanout creates the deliveries of ev to endpoints and returns what to queue.
+// fanout creates the deliveries of ev to endpoints and returns those now queued.
 func (e *env) fanout(t *testing.T, ev *registry.Event, endpointIDs ...string) []registry.Queued {
 	t.Helper()
-	qs, err := e.store.CreateDeliveries(t.Context(), ev, endpointIDs)
-	if err != nil {
+	if _, err := e.store.CreateDeliveries(t.Context(), ev, endpointIDs); err != nil {
 		t.Fatalf("CreateDeliveries: %v", err)
+	}
+	if len(endpointIDs) == 0 {
+		eps, _, err := e.store.ListEndpoints(t.Context(), ev.TenantID, "", registry.Page{Page: 1, Limit: 100})
+		if err != nil {
+			t.Fatalf("ListEndpoints: %v", err)
+		}
+		for _, ep := range eps {
+			endpointIDs = append(endpointIDs, ep.ID)
+		}
+	}
+	var qs []registry.Queued
+	for _, eid := range endpointIDs {
+		did := registry.DeliveryID(ev.ID, eid)
+		if it, ok, _ := registry.QueuedItem(t.Context(), e.store, ev.TenantID, eid, did); ok {
+			qs = append(qs, registry.Queued{DeliveryID: did, EndpointID: eid, Generation: it.Generation})
+		}
 	}
 	return qs
 }
@@ -166,12 +181,18 @@ type policy struct {
 var lenient = policy{disableAfter: 1000, maxAttempts: 1000}
 
 // attempt records an attempt of q that ends at the clock's reading, with the next attempt a
-// minute later.
+// minute later: as its endpoint's drain records it while q is queued, else as its retry task.
 func (e *env) attempt(t *testing.T, tid string, q registry.Queued, out registry.AttemptOutcome, p policy) registry.Recorded {
 	t.Helper()
-	r, err := e.store.RecordAttempt(t.Context(), e.record(tid, q, out, p))
+	return e.recordAttempt(t, e.record(tid, q, out, p))
+}
+
+// recordAttempt records rec as the worker would (Store.RecordAny).
+func (e *env) recordAttempt(t *testing.T, rec registry.AttemptRecord) registry.Recorded {
+	t.Helper()
+	r, err := e.store.RecordAny(t.Context(), rec)
 	if err != nil {
-		t.Fatalf("RecordAttempt(%s): %v", out, err)
+		t.Fatalf("RecordAny(%s): %v", rec.Outcome, err)
 	}
 	return r
 }
@@ -185,6 +206,13 @@ func (e *env) record(tid string, q registry.Queued, out registry.AttemptOutcome,
 		DisableAfter: p.disableAfter, DisableMinWindow: p.window, MaxAttempts: p.maxAttempts,
 		Attempt: registry.Attempt{StartedAt: end.Add(-250 * time.Millisecond), DurationMs: 250, StatusCode: code},
 	}
+}
+
+// run is q's current run: its generation as the delivery's record has it.
+func (e *env) run(t *testing.T, tid string, q registry.Queued) registry.Queued {
+	t.Helper()
+	q.Generation = e.delivery(t, tid, q).Generation
+	return q
 }
 
 func (e *env) delivery(t *testing.T, tid string, q registry.Queued) *registry.Delivery {

@@ -3,6 +3,7 @@ package registry_test
 import (
 	"bytes"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -34,7 +35,7 @@ func TestEnableEndpoint(t *testing.T) {
 			before[q.DeliveryID] = e.delivery(t, tn.ID, q).Generation
 		}
 		now := e.clock.Advance(time.Hour)
-		requeued, err := e.store.EnableEndpoint(ctx, tn.ID, ep.ID)
+		n, drains, err := e.store.EnableEndpoint(ctx, tn.ID, ep.ID)
 		if err != nil {
 			t.Fatalf("EnableEndpoint: %v", err)
 		}
@@ -43,27 +44,34 @@ func TestEnableEndpoint(t *testing.T) {
 			got.DisabledAt != nil || !got.FailureStreakStart.IsZero() || !got.UpdatedAt.Equal(now) {
 			t.Errorf("enabled endpoint = %+v, want active with a reset streak", got)
 		}
-		if len(requeued) != len(qs) {
-			t.Fatalf("EnableEndpoint requeued %d deliveries, want %d", len(requeued), len(qs))
+		// The drain scheduled when the deliveries were first queued still holds the lease, so
+		// none is scheduled now; its outbox entry stands until it ends.
+		if n != len(qs) || len(drains) != 0 {
+			t.Fatalf("EnableEndpoint queued %d deliveries with drains %+v, want %d and none", n, drains, len(qs))
 		}
-		outbox := e.dueOutbox(t, tn.ID)
-		for _, q := range requeued {
+		if outbox := e.dueOutbox(t, tn.ID); !slices.ContainsFunc(outbox, func(s string) bool {
+			return strings.HasPrefix(s, "q:"+ep.ID+":")
+		}) {
+			t.Errorf("outbox %v has no drain of %s", outbox, ep.ID)
+		}
+		for _, q := range qs {
+			q = e.run(t, tn.ID, q)
 			d := e.delivery(t, tn.ID, q)
 			if d.Status != registry.DeliveryPending || d.Generation != q.Generation || q.Generation <= before[q.DeliveryID] ||
 				d.RunAttempts != 0 || d.NextAttemptAt == nil || !d.NextAttemptAt.Equal(now) || q.EndpointID != ep.ID {
 				t.Errorf("requeued %+v: delivery %+v; want pending with a new generation (was %d)", q, d, before[q.DeliveryID])
 			}
-			if !slices.Contains(outbox, q.OutboxEntry()) {
-				t.Errorf("outbox %v lacks %s", outbox, q.OutboxEntry())
+			if it, ok, _ := registry.QueuedItem(ctx, e.store, tn.ID, ep.ID, q.DeliveryID); !ok || it.Generation != q.Generation {
+				t.Errorf("requeued %+v is not on the endpoint's queue (%+v)", q, it)
 			}
 		}
 		if n := e.statusCount(t, tn.ID, ep.ID, registry.DeliveryHeld); n != 0 {
 			t.Errorf("%d deliveries still held after enable", n)
 		}
-		if again, err := e.store.EnableEndpoint(ctx, tn.ID, ep.ID); err != nil || len(again) != 0 {
-			t.Errorf("enabling an active endpoint requeued %v, %v; want nothing", again, err)
+		if again, d, err := e.store.EnableEndpoint(ctx, tn.ID, ep.ID); err != nil || again != 0 || len(d) != 0 {
+			t.Errorf("enabling an active endpoint queued %d (%v), %v; want nothing", again, d, err)
 		}
-		_, err = e.store.EnableEndpoint(ctx, tn.ID, "no-such-endpoint")
+		_, _, err = e.store.EnableEndpoint(ctx, tn.ID, "no-such-endpoint")
 		wantCode(t, err, registry.CodeWebhookNotFound)
 		// The old runs are stale now: an attempt of one changes nothing.
 		old := qs[1]
@@ -128,18 +136,18 @@ func TestRequeueDelivery(t *testing.T) {
 			t.Fatalf("delivery = %s, want failed", d.Status)
 		}
 		now := e.clock.Advance(time.Hour)
-		rq, err := e.store.RequeueDelivery(ctx, tn.ID, ep.ID, q.DeliveryID)
-		if err != nil {
+		if _, err := e.store.RequeueDelivery(ctx, tn.ID, ep.ID, q.DeliveryID); err != nil {
 			t.Fatalf("RequeueDelivery: %v", err)
 		}
+		rq := e.run(t, tn.ID, q)
 		d := e.delivery(t, tn.ID, rq)
 		if rq.DeliveryID != q.DeliveryID || rq.EndpointID != ep.ID || rq.Generation != q.Generation+1 ||
 			d.Generation != rq.Generation || d.Status != registry.DeliveryPending || d.RunAttempts != 0 ||
 			d.AttemptCount != 2 || d.NextAttemptAt == nil || !d.NextAttemptAt.Equal(now) {
 			t.Errorf("requeued %+v: delivery %+v; want pending, generation %d, run attempts 0", rq, d, q.Generation+1)
 		}
-		if outbox := e.dueOutbox(t, tn.ID); !slices.Contains(outbox, rq.OutboxEntry()) {
-			t.Errorf("outbox %v lacks %s", outbox, rq.OutboxEntry())
+		if it, ok, _ := registry.QueuedItem(ctx, e.store, tn.ID, ep.ID, q.DeliveryID); !ok || it.Generation != rq.Generation {
+			t.Errorf("requeued %+v is not on the endpoint's queue (%+v)", rq, it)
 		}
 		// The new run has a fresh budget: one failure retries again.
 		if r := e.attempt(t, tn.ID, rq, registry.OutcomeFailure, p); r.Status != registry.DeliveryRetrying {
@@ -172,7 +180,7 @@ func TestRequeueDelivery(t *testing.T) {
 		if err := e.store.DisableEndpoint(ctx, tn.ID, ep.ID, registry.ReasonManual); err != nil {
 			t.Fatalf("DisableEndpoint: %v", err)
 		}
-		_, err = e.store.RequeueDelivery(ctx, tn.ID, ep.ID, q.DeliveryID)
+		_, err := e.store.RequeueDelivery(ctx, tn.ID, ep.ID, q.DeliveryID)
 		wantCode(t, err, registry.CodeWebhookDisabled)
 		if err := e.store.DeleteEndpoint(ctx, tn.ID, ep.ID); err != nil {
 			t.Fatalf("DeleteEndpoint: %v", err)
@@ -183,14 +191,17 @@ func TestRequeueDelivery(t *testing.T) {
 }
 
 func TestHoldDelivery(t *testing.T) {
-	// A one-hour retention with a clock two hours on lets TrimIndexes leave a pending
-	// delivery outside the pending index, so disabling the endpoint misses it, as a fan-out
-	// racing a disable would: HoldDelivery is what catches it.
+	// A one-hour retention with a clock two hours on lets TrimIndexes leave a retrying
+	// delivery outside the retrying index, so disabling the endpoint misses it, as a retry
+	// racing a disable would: HoldDelivery, run by the retry task, is what catches it.
 	eachBackend(t, registry.Config{Retention: time.Hour}, func(t *testing.T, e *env) {
 		ctx := t.Context()
 		tn := e.tenant(t, 0)
 		ep := e.endpoint(t, tn.ID)
 		missed := e.deliver(t, tn.ID, ep.ID)
+		if r := e.attempt(t, tn.ID, missed, registry.OutcomeFailure, lenient); r.Status != registry.DeliveryRetrying {
+			t.Fatalf("setup: first attempt recorded as %+v, want retrying", r)
+		}
 		e.clock.Advance(2 * time.Hour)
 		if n, err := e.store.TrimIndexes(ctx, tn.ID); err != nil || n == 0 {
 			t.Fatalf("TrimIndexes = %d, %v; want the old entries trimmed", n, err)
@@ -202,8 +213,8 @@ func TestHoldDelivery(t *testing.T) {
 		if err := e.store.DisableEndpoint(ctx, tn.ID, ep.ID, registry.ReasonManual); err != nil {
 			t.Fatalf("DisableEndpoint: %v", err)
 		}
-		if d := e.delivery(t, tn.ID, missed); d.Status != registry.DeliveryPending {
-			t.Fatalf("setup: the trimmed delivery is %s, want still pending", d.Status)
+		if d := e.delivery(t, tn.ID, missed); d.Status != registry.DeliveryRetrying {
+			t.Fatalf("setup: the trimmed delivery is %s, want still retrying", d.Status)
 		}
 		stale := missed
 		stale.Generation = 7
@@ -216,9 +227,9 @@ func TestHoldDelivery(t *testing.T) {
 			d.NextAttemptAt != nil {
 			t.Errorf("HoldDelivery = %q, %v; delivery %+v; want held with a new generation", got, err, d)
 		}
-		requeued, err := e.store.EnableEndpoint(ctx, tn.ID, ep.ID)
-		if err != nil || !slices.ContainsFunc(requeued, func(q registry.Queued) bool { return q.DeliveryID == missed.DeliveryID }) {
-			t.Errorf("EnableEndpoint requeued %+v, %v; want the held delivery among them", requeued, err)
+		n, _, err := e.store.EnableEndpoint(ctx, tn.ID, ep.ID)
+		if d := e.delivery(t, tn.ID, missed); err != nil || n != 1 || d.Status != registry.DeliveryPending {
+			t.Errorf("EnableEndpoint queued %d, %v; delivery %s; want the held delivery pending again", n, err, d.Status)
 		}
 		if err := e.store.DeleteEndpoint(ctx, tn.ID, ep.ID); err != nil {
 			t.Fatalf("DeleteEndpoint: %v", err)
@@ -239,13 +250,14 @@ func TestCreateTestDelivery(t *testing.T) {
 				Body: []byte(`{"id":"` + id + `","type":"webhook.test","data":{"webhookId":"` + ep.ID + `"}}`)}
 		}
 		ev := testEvent("evt_test1")
-		q, err := e.store.CreateTestDelivery(ctx, ev, ep.ID)
+		did, drains, err := e.store.CreateTestDelivery(ctx, ev, ep.ID)
 		if err != nil {
 			t.Fatalf("CreateTestDelivery: %v", err)
 		}
-		if q.DeliveryID != registry.DeliveryID(ev.ID, ep.ID) || q.EndpointID != ep.ID || q.Generation != 0 {
-			t.Errorf("CreateTestDelivery = %+v", q)
+		if did != registry.DeliveryID(ev.ID, ep.ID) || len(drains) != 1 || drains[0].EndpointID != ep.ID {
+			t.Errorf("CreateTestDelivery = %s, %+v", did, drains)
 		}
+		q := registry.Queued{DeliveryID: did, EndpointID: ep.ID}
 		d := e.delivery(t, tn.ID, q)
 		if d.EventID != ev.ID || d.EventType != registry.EventWebhookTest || d.Status != registry.DeliveryPending {
 			t.Errorf("test delivery = %+v", d)
@@ -254,19 +266,19 @@ func TestCreateTestDelivery(t *testing.T) {
 		if err != nil || stored.Type != registry.EventWebhookTest || !bytes.Equal(stored.Body, ev.Body) {
 			t.Errorf("test event = %+v, %v", stored, err)
 		}
-		if outbox := e.dueOutbox(t, tn.ID); !slices.Contains(outbox, q.OutboxEntry()) {
-			t.Errorf("outbox %v lacks %s", outbox, q.OutboxEntry())
+		if outbox := e.dueOutbox(t, tn.ID); !slices.Contains(outbox, drains[0].OutboxEntry()) {
+			t.Errorf("outbox %v lacks %s", outbox, drains[0].OutboxEntry())
 		}
 		if u := e.usage(t, tn.ID); u.EventsPublished != 0 {
 			t.Errorf("a test ping counted against the quota: %d", u.EventsPublished)
 		}
 
-		_, err = e.store.CreateTestDelivery(ctx, testEvent("evt_test2"), "no-such-endpoint")
+		_, _, err = e.store.CreateTestDelivery(ctx, testEvent("evt_test2"), "no-such-endpoint")
 		wantCode(t, err, registry.CodeWebhookNotFound)
 		if err := e.store.DisableEndpoint(ctx, tn.ID, ep.ID, registry.ReasonManual); err != nil {
 			t.Fatalf("DisableEndpoint: %v", err)
 		}
-		_, err = e.store.CreateTestDelivery(ctx, testEvent("evt_test3"), ep.ID)
+		_, _, err = e.store.CreateTestDelivery(ctx, testEvent("evt_test3"), ep.ID)
 		wantCode(t, err, registry.CodeWebhookDisabled)
 		if _, err := e.store.Event(ctx, tn.ID, "evt_test3"); err == nil {
 			t.Error("a refused test ping left its event behind")

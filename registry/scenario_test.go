@@ -73,7 +73,7 @@ func fullScenario(t *testing.T, e *env) scenarioResult {
 	must(e.store.OutboxDone(ctx, t1.ID, due...))
 	retracted, err := e.store.PublishEvent(ctx, t1.ID, newEvent(e, registry.EventScanStarted, "idem-2", 100))
 	must(err)
-	_, err = e.store.RetractEvent(ctx, t1.ID, retracted.Event, "idem-2")
+	_, err = e.store.RetractEvent(ctx, t1.ID, retracted.Event, "idem-2", retracted)
 	must(err)
 
 	qs := ids(e.fanout(t, st.Event, a.ID, b.ID, c.ID))
@@ -93,11 +93,11 @@ func fullScenario(t *testing.T, e *env) scenarioResult {
 	must(err)
 	_, err = e.store.Delivery(ctx, t1.ID, b.ID, qb.DeliveryID, true)
 	must(err)
-	_, err = e.store.EnableEndpoint(ctx, t1.ID, b.ID)
+	_, _, err = e.store.EnableEndpoint(ctx, t1.ID, b.ID)
 	must(err)
 	_, err = e.store.RequeueDelivery(ctx, t1.ID, a.ID, qa.DeliveryID)
 	must(err)
-	_, err = e.store.CreateTestDelivery(ctx, &registry.Event{ID: "evt_ping", TenantID: t1.ID,
+	_, _, err = e.store.CreateTestDelivery(ctx, &registry.Event{ID: "evt_ping", TenantID: t1.ID,
 		Type: registry.EventWebhookTest, CreatedAt: e.clock.Now(), Body: []byte(`{}`)}, a.ID)
 	must(err)
 	must(e.store.DisableEndpoint(ctx, t1.ID, c.ID, registry.ReasonManual))
@@ -108,7 +108,7 @@ func fullScenario(t *testing.T, e *env) scenarioResult {
 	for _, q := range e.fanout(t, ev2, d.ID) {
 		e.attempt(t, t2.ID, q, registry.OutcomeGone, lenient)
 	}
-	_, err = e.store.EnableEndpoint(ctx, t2.ID, d.ID)
+	_, _, err = e.store.EnableEndpoint(ctx, t2.ID, d.ID)
 	must(err)
 	return res
 }

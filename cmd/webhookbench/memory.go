@@ -10,8 +10,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/cert-ix/webhookd/delivery"
-	"github.com/hibiken/asynq"
 )
 
 // memory measures Redis memory per pending delivery. webhookd runs with --role api and no
@@ -34,20 +32,19 @@ func (b *bench) memory(ctx context.Context) (*runResult, error) {
 	if b.opt.MemEndpoints > inlineFanout {
 		return nil, fmt.Errorf("--mem-endpoints must be at most %d: larger fan-outs need a worker", inlineFanout)
 	}
-	insp := asynq.NewInspectorFromRedisClient(b.rdb)
 	r := &runResult{}
 	m := b.opt.MemEvents
 	// A first, unmeasured phase grows webhookd's Redis connection pool (each connection has
-	// buffers counted in used_memory) and creates asynq's per-queue keys.
-	if _, err := e.memoryPhase(ctx, insp, nil, 0, 8*b.opt.Publishers); err != nil {
+	// buffers counted in used_memory) and creates the shared keys.
+	if _, err := e.memoryPhase(ctx, nil, 0, 8*b.opt.Publishers); err != nil {
 		return nil, err
 	}
-	control, err := e.memoryPhase(ctx, insp, r, 0, m)
+	control, err := e.memoryPhase(ctx, r, 0, m)
 	if err != nil {
 		return nil, err
 	}
 	perEvent := float64(control) / float64(m)
-	withEndpoints, err := e.memoryPhase(ctx, insp, r, b.opt.MemEndpoints, m)
+	withEndpoints, err := e.memoryPhase(ctx, r, b.opt.MemEndpoints, m)
 	if err != nil {
 		return nil, err
 	}
@@ -62,7 +59,7 @@ func (b *bench) memory(ctx context.Context) (*runResult, error) {
 
 // memoryPhase publishes m events to a new tenant with k endpoints, waits until their
 // deliveries are queued, and returns the growth of used_memory.
-func (e *env) memoryPhase(ctx context.Context, insp *asynq.Inspector, r *runResult, k, m int) (int64, error) {
+func (e *env) memoryPhase(ctx context.Context, r *runResult, k, m int) (int64, error) {
 	b := e.b
 	tid, key, err := b.newTenantKey(ctx)
 	if err != nil {
@@ -75,7 +72,8 @@ func (e *env) memoryPhase(ctx context.Context, insp *asynq.Inspector, r *runResu
 	if err != nil {
 		return 0, err
 	}
-	if _, err := sub.register(ctx, rcv, labels(fmt.Sprintf("m%d-", k), k), 200); err != nil {
+	eids, err := sub.register(ctx, rcv, labels(fmt.Sprintf("m%d-", k), k), 200)
+	if err != nil {
 		return 0, err
 	}
 	m0, err := usedMemory(ctx, b.rdb)
@@ -86,7 +84,7 @@ func (e *env) memoryPhase(ctx context.Context, insp *asynq.Inspector, r *runResu
 	if load.rejected > 0 {
 		return 0, fmt.Errorf("%d publishes rejected; first: %s", load.rejected, load.firstErr)
 	}
-	if err := e.queued(ctx, insp, len(load.ids)*k); err != nil {
+	if err := sub.queued(ctx, eids, len(load.ids)); err != nil {
 		return 0, fmt.Errorf("tenant %s: %w", tid, err)
 	}
 	m2, err := usedMemory(ctx, b.rdb)
@@ -96,14 +94,16 @@ func (e *env) memoryPhase(ctx context.Context, insp *asynq.Inspector, r *runResu
 // inlineFanout is webhookd's default largest fan-out made at publish.
 const inlineFanout = 32
 
-// queued waits until the queue holds at least pending tasks (no worker runs).
-func (e *env) queued(ctx context.Context, insp *asynq.Inspector, pending int) error {
-	if pending == 0 {
-		return nil
-	}
+// queued waits until each endpoint lists at least pending deliveries as pending (no worker
+// runs, so they stay queued).
+func (e *env) queued(ctx context.Context, eids []string, pending int) error {
 	return poll(ctx, 2*time.Minute, func() (bool, error) {
-		d, err := insp.GetQueueInfo(delivery.Queue)
-		return err == nil && d.Pending >= pending, nil
+		for _, id := range eids {
+			if n, err := e.api.countDeliveries(ctx, id, "pending"); err != nil || n < pending {
+				return false, nil
+			}
+		}
+		return true, nil
 	})
 }
 

@@ -1,0 +1,268 @@
+package delivery
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/cert-ix/webhookd/registry"
+	"github.com/hibiken/asynq"
+)
+
+// A delivery's first attempt is made by its endpoint's drain: one asynq task per endpoint at a
+// time (it holds a lease on the endpoint's queue) that takes the queued deliveries a batch at a
+// time, sends up to EndpointConcurrency of them at once and records each batch of outcomes in
+// one step. A failed first attempt becomes a retry task of its own (handleDeliver), so retries
+// keep their per-delivery backoff while the hot path costs one task per endpoint, not one per
+// delivery.
+const (
+	// drainBudget is how long one drain task runs before it hands the queue to a successor
+	// task, so that a busy endpoint takes its turn on the task queue like any other.
+	drainBudget = 10 * time.Second
+	// drainRenew is how often a drain renews its lease (registry.DrainLease).
+	drainRenew = time.Second
+	// drainBatch is how many free places a busy drain waits for before it takes more, and how
+	// many outcomes it collects (for at most finishWait) before it records them.
+	drainBatch = 8
+	finishWait = 2 * time.Millisecond
+)
+
+// sent is what one send of a drain ended with; skipped means nothing was sent (the endpoint's
+// slot did not come free) and the delivery stays queued.
+type sent struct {
+	registry.Sent
+	skipped bool
+}
+
+func (w *Worker) handleDrain(ctx context.Context, t *asynq.Task) error {
+	var p drainPayload
+	if err := json.Unmarshal(t.Payload(), &p); err != nil {
+		return fmt.Errorf("bad drain payload: %w: %w", err, asynq.SkipRetry)
+	}
+	return asOutage(w.drain(ctx, p.TenantID, registry.Drain{EndpointID: p.EndpointID, N: p.N}))
+}
+
+// drain works an endpoint's queue until it is empty (the drain then ends), the budget is spent
+// or the worker stops (the queue then passes to a successor task), or the lease is lost. When
+// Redis fails it returns the error and asynq runs the drain again: deliveries whose outcome
+// was not recorded stay queued and are sent again.
+func (w *Worker) drain(ctx context.Context, tid string, d registry.Drain) error {
+	st := w.cfg.Store
+	window := w.cfg.EndpointConcurrency
+	inflight := make(map[string]bool, window)
+	results := make(chan sent, window)
+	var batch []sent
+	deadline := time.Now().Add(drainBudget)
+	renewAt := time.Now()
+	taking, lost, handoff := true, false, false
+	var failed error
+	stopping := w.stopping
+	for {
+		if taking && time.Now().After(deadline) {
+			taking, handoff = false, true
+		}
+		free := window - len(inflight)
+		if taking && len(batch) == 0 && (len(inflight) == 0 || free >= min(drainBatch, window)) {
+			renew := !time.Now().Before(renewAt)
+			items, ep, err := st.Take(ctx, registry.TakeRequest{TenantID: tid, EndpointID: d.EndpointID, N: d.N,
+				Limit: free, Skip: keysOf(inflight), Renew: renew, EndIfEmpty: len(inflight) == 0})
+			switch {
+			case errors.Is(err, registry.ErrDrainEnded):
+				return nil
+			case errors.Is(err, registry.ErrDrainLost):
+				taking, lost = false, true
+			case err != nil:
+				taking, failed = false, err
+			case ep == nil && len(items) > 0:
+				taking = false // deleted
+			case len(items) > 0 && !ep.Enabled:
+				// Disabling holds the queue in the same step, so this is a race with a re-enable.
+				taking, failed = false, errors.New("endpoint is disabled but has deliveries queued")
+			default:
+				if renew {
+					renewAt = time.Now().Add(drainRenew)
+				}
+				for _, it := range items {
+					inflight[it.DeliveryID] = true
+					go w.sendQueued(ctx, tid, ep, it, results)
+				}
+			}
+		}
+		if len(inflight) == 0 && len(batch) == 0 {
+			if taking {
+				continue
+			}
+			break
+		}
+		if len(inflight) > 0 {
+			renewC := time.After(time.Until(renewAt))
+			select {
+			case r := <-results:
+				batch = w.collect(batch, r, inflight, results, taking)
+			case <-renewC:
+				if _, _, err := st.Take(ctx, registry.TakeRequest{TenantID: tid, EndpointID: d.EndpointID, N: d.N,
+					Renew: true}); errors.Is(err, registry.ErrDrainLost) {
+					taking, lost = false, true
+				} else if err != nil {
+					taking, failed = false, err
+				}
+				renewAt = time.Now().Add(drainRenew)
+			case <-stopping:
+				stopping = nil
+				if taking {
+					taking, handoff = false, true
+				}
+			}
+		}
+		if len(batch) > 0 {
+			if err := w.finish(ctx, tid, d.EndpointID, batch); err != nil {
+				taking, failed = false, err
+			}
+			batch = batch[:0]
+		}
+	}
+	if failed != nil {
+		return failed
+	}
+	if lost || !handoff {
+		// Ends the drain, or (lost) clears its outbox entry: whoever holds the lease now works
+		// the queue. Something queued meanwhile ("more") goes to a successor.
+		res, _, err := st.EndDrain(ctx, tid, d, false)
+		if errors.Is(err, registry.ErrDrainLost) || (err == nil && res == "ended") {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+	}
+	_, next, err := st.EndDrain(context.WithoutCancel(ctx), tid, d, true)
+	if errors.Is(err, registry.ErrDrainLost) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if err := w.q.drain(context.WithoutCancel(ctx), tid, *next); err != nil {
+		w.log.WarnContext(ctx, "queueing the next drain failed; the outbox sweeper will", "tenantId", tid,
+			"endpointId", d.EndpointID, "error", err.Error())
+	}
+	return nil
+}
+
+// collect adds r and every other outcome already in to the batch; while the drain is busy it
+// waits up to finishWait for a full batch, so that one step records several.
+func (w *Worker) collect(batch []sent, r sent, inflight map[string]bool, results chan sent, taking bool) []sent {
+	add := func(r sent) {
+		delete(inflight, r.Item.DeliveryID)
+		if !r.skipped {
+			batch = append(batch, r)
+		}
+	}
+	add(r)
+	var timer <-chan time.Time
+	for len(inflight) > 0 && len(batch) < drainBatch {
+		select {
+		case r := <-results:
+			add(r)
+			continue
+		default:
+		}
+		if !taking {
+			break
+		}
+		if timer == nil {
+			timer = time.After(finishWait)
+		}
+		select {
+		case r := <-results:
+			add(r)
+			continue
+		case <-timer:
+		}
+		break
+	}
+	return batch
+}
+
+func keysOf(m map[string]bool) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	return out
+}
+
+// sendQueued makes the attempt of one queued delivery, within the endpoint's cap and the
+// worker's concurrency, and reports how it ended.
+func (w *Worker) sendQueued(ctx context.Context, tid string, e *registry.Endpoint, it registry.QueueItem, out chan<- sent) {
+	if len(it.Body) == 0 {
+		out <- sent{Sent: registry.Sent{Item: it, Outcome: registry.OutcomeExpired}}
+		return
+	}
+	release, ok := w.slots.acquire(ctx, e.ID, w.cfg.AttemptTimeout)
+	if !ok {
+		out <- sent{Sent: registry.Sent{Item: it}, skipped: true}
+		return
+	}
+	defer release()
+	if !w.takeSlot(ctx) {
+		out <- sent{Sent: registry.Sent{Item: it}, skipped: true}
+		return
+	}
+	defer w.freeSlot()
+	started, res, o := w.send(ctx, e, it.EventID, it.Body)
+	delay := w.cfg.Policy.Next(0, o.RetryAfter)
+	next := started.Add(res.Duration + delay)
+	next = next.Add(toWholeSecond(next, 0))
+	out <- sent{Sent: registry.Sent{Item: it, Outcome: outcomeOf(o.Kind), NextAttemptAt: next,
+		Attempt: &registry.Attempt{Number: 1, StartedAt: started.UTC(), DurationMs: res.Duration.Milliseconds(),
+			StatusCode: res.StatusCode, Error: attemptError(res), ResponseBody: string(res.Body)}}}
+}
+
+// finish records a batch of outcomes, then queues the retry task of each delivery that has
+// retries left (recorded in the outbox until queued).
+func (w *Worker) finish(ctx context.Context, tid, eid string, batch []sent) error {
+	req := registry.FinishRequest{TenantID: tid, EndpointID: eid, DisableAfter: w.cfg.DisableAfter,
+		DisableMinWindow: w.cfg.DisableMinWindow, MaxAttempts: w.cfg.Policy.MaxAttempts}
+	for _, s := range batch {
+		req.Sent = append(req.Sent, s.Sent)
+	}
+	fin, err := w.cfg.Store.Finish(context.WithoutCancel(ctx), req)
+	e := &registry.Endpoint{ID: eid}
+	for i, s := range batch {
+		if s.Attempt == nil {
+			w.log.WarnContext(ctx, "event expired before delivery", "deliveryId", s.Item.DeliveryID, "eventId", s.Item.EventID)
+			continue
+		}
+		rec := registry.AttemptRecord{TenantID: tid, Outcome: s.Outcome, Attempt: *s.Attempt,
+			Queued: registry.Queued{DeliveryID: s.Item.DeliveryID, EndpointID: eid, Generation: s.Item.Generation}}
+		var r registry.Recorded
+		if err == nil {
+			r.Status = fin.Statuses[i]
+			r.Disabled = fin.Disabled && i == len(batch)-1
+		}
+		w.logAttempt(ctx, tid, e, &registry.Event{ID: s.Item.EventID}, rec, r, err)
+	}
+	if err != nil {
+		return err
+	}
+	var retries []string
+	for i, s := range batch {
+		if fin.Statuses[i] != registry.DeliveryRetrying {
+			continue
+		}
+		q := registry.Queued{DeliveryID: s.Item.DeliveryID, EndpointID: eid, Generation: s.Item.Generation}
+		if err := w.q.deliver(ctx, tid, q, s.Item.EventID, s.NextAttemptAt); err != nil {
+			w.log.WarnContext(ctx, "queueing a retry failed; the outbox sweeper will", "tenantId", tid,
+				"deliveryId", q.DeliveryID, "error", err.Error())
+			continue
+		}
+		retries = append(retries, q.OutboxEntry())
+	}
+	if err := w.cfg.Store.OutboxDone(ctx, tid, retries...); err != nil {
+		w.log.WarnContext(ctx, "clearing outbox failed; the sweeper will retry", "tenantId", tid, "error", err.Error())
+	}
+	return nil
+}
