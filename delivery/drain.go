@@ -30,7 +30,9 @@ const (
 )
 
 // sent is what one send of a drain ended with; skipped means nothing was sent (the endpoint's
-// slot did not come free) and the delivery stays queued.
+// slot did not come free) and the delivery stays queued. A sent attempt keeps its worker slot
+// until its outcome is recorded, so that a worker never has more attempts made but not
+// recorded (what a crash repeats) than its concurrency.
 type sent struct {
 	registry.Sent
 	skipped bool
@@ -211,7 +213,6 @@ func (w *Worker) sendQueued(ctx context.Context, tid string, e *registry.Endpoin
 		out <- sent{Sent: registry.Sent{Item: it}, skipped: true}
 		return
 	}
-	defer w.freeSlot()
 	started, res, o := w.send(ctx, e, it.EventID, it.Body)
 	delay := w.cfg.Policy.Next(0, o.RetryAfter)
 	next := started.Add(res.Duration + delay)
@@ -230,6 +231,11 @@ func (w *Worker) finish(ctx context.Context, tid, eid string, batch []sent) erro
 		req.Sent = append(req.Sent, s.Sent)
 	}
 	fin, err := w.cfg.Store.Finish(context.WithoutCancel(ctx), req)
+	for _, s := range batch {
+		if s.Attempt != nil {
+			w.freeSlot()
+		}
+	}
 	e := &registry.Endpoint{ID: eid}
 	for i, s := range batch {
 		if s.Attempt == nil {

@@ -9,7 +9,6 @@ import (
 	"slices"
 	"strings"
 	"time"
-
 )
 
 // memory measures Redis memory per pending delivery. webhookd runs with --role api and no

@@ -303,10 +303,11 @@ func runCrashLoad(t *testing.T, cl crashLoad) {
 				crashConcurrency)
 		}
 	}
+	// A killed worker's drains are recovered two ways: the lease lapses and the endpoint's next
+	// delivery schedules a new drain, and the sweep requeues the dead tasks (which then find
+	// the lease taken, or take it over). Either way each duplicate is one of the victim's
+	// attempts in flight, bounded above.
 	requeued, requeueAt := requeueLog(t, all)
-	if dups > requeued {
-		t.Errorf("%d duplicates but the sweep requeued only %d tasks of dead workers", dups, requeued)
-	}
 	if requeued == 0 {
 		t.Error("no task of a killed worker was requeued: the kills hit no attempt in flight")
 	}

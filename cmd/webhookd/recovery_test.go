@@ -112,13 +112,14 @@ func (st *stack) worker(tb testing.TB) *delivery.Worker {
 	return w
 }
 
-// queueDeliverTask returns the id of the one pending deliver task (no worker is running).
-func (st *stack) queueDeliverTask(tb testing.TB) string {
+// queuedDrainTask returns the id of the one pending task, a drain (no worker is running).
+func (st *stack) queuedDrainTask(tb testing.TB) string {
 	tb.Helper()
-	// A one-endpoint event is fanned out at publish: its deliver task is already queued.
+	// A one-endpoint event is queued on its endpoint at publish, and the endpoint's drain task
+	// is already on the task queue.
 	dl, err := asynq.NewInspectorFromRedisClient(st.rdb).ListPendingTasks(delivery.Queue)
-	if err != nil || len(dl) != 1 || dl[0].Type != delivery.TypeDeliver {
-		tb.Fatalf("pending deliver tasks = %v, %v; want 1", dl, err)
+	if err != nil || len(dl) != 1 || dl[0].Type != delivery.TypeDrain {
+		tb.Fatalf("pending tasks = %v, %v; want the endpoint's drain", dl, err)
 	}
 	return dl[0].ID
 }
@@ -159,8 +160,9 @@ func TestShutdownFinishesAttemptInFlight(t *testing.T) {
 	}
 }
 
-// stuckTask is one event's deliver task moved into asynq's active list by hand, as a dequeue
-// leaves it, with no worker running it: what a dead or confused worker leaves behind.
+// stuckTask is the drain task of one event's endpoint moved into asynq's active list by hand,
+// as a dequeue leaves it, with no worker running it: what a dead or confused worker leaves
+// behind.
 type stuckTask struct {
 	api *service
 	key string
@@ -180,7 +182,7 @@ func newStuckTask(t *testing.T, st *stack) *stuckTask {
 	s.ep = s.api.createEndpoint(t, s.key, s.rc.URL, []string{registry.EventScanCompleted}, nil)
 	s.ev = s.api.publish(t, s.key, registry.EventScanCompleted, scanData())
 	s.w = st.worker(t)
-	s.id = st.queueDeliverTask(t)
+	s.id = st.queuedDrainTask(t)
 	ctx, q, taskID := t.Context(), s.q, s.id
 	if err := st.rdb.LMove(ctx, q+"pending", q+"active", "RIGHT", "LEFT").Err(); err != nil {
 		t.Fatal(err)
