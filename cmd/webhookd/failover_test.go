@@ -240,6 +240,13 @@ func classifyUndelivered(t *testing.T, st *stack, tid string, pairs [][2]string)
 			if strings.Contains(owed, evid) {
 				kind, cause = "late", "no delivery yet, the event is in the outbox"
 			}
+		} else if _, queued, _ := st.store.QueuedItem(ctx, tid, eid, did); queued {
+			// A drain's outbox entry stays until the drain ends, and it ends only on an empty
+			// queue: a queued delivery without one for its endpoint is stuck.
+			kind, cause = "stuck", "queued, no drain of its endpoint in the outbox"
+			if strings.Contains(owed, "q:"+eid+":") {
+				kind, cause = "late", "queued, its endpoint's drain in the outbox"
+			}
 		} else {
 			q := registry.Queued{DeliveryID: did, EndpointID: eid, Generation: d.Generation}
 			info, err := ins.GetTaskInfo(delivery.Queue, delivery.DeliveryTaskID(q))
