@@ -18,8 +18,8 @@ import (
 // keep their per-delivery backoff while the hot path costs one task per endpoint, not one per
 // delivery.
 const (
-	// drainBudget is how long one drain task runs before it hands the queue to a successor
-	// task, so that a busy endpoint takes its turn on the task queue like any other.
+	// drainBudget is how long one drain task runs by default before it hands the queue to a
+	// successor task, so that a busy endpoint takes its turn on the task queue like any other.
 	drainBudget = 10 * time.Second
 	// drainRenew is how often a drain renews its lease (registry.DrainLease).
 	drainRenew = time.Second
@@ -56,7 +56,7 @@ func (w *Worker) drain(ctx context.Context, tid string, d registry.Drain) error 
 	inflight := make(map[string]bool, window)
 	results := make(chan sent, window)
 	var batch []sent
-	deadline := time.Now().Add(drainBudget)
+	deadline := time.Now().Add(w.cfg.DrainBudget)
 	renewAt := time.Now()
 	taking, lost, handoff := true, false, false
 	var failed error

@@ -51,6 +51,9 @@ type WorkerConfig struct {
 	// binary's default is 4). One server dequeues tasks one at a time, which leaves workers
 	// idle under load; several keep them fed.
 	Servers int
+	// DrainBudget is how long one drain task works an endpoint's queue before it hands the
+	// queue to a successor task; default and most 10s.
+	DrainBudget time.Duration
 	// TaskCheckInterval is how often an idle worker looks for tasks; default 10ms.
 	TaskCheckInterval time.Duration
 	// SweepInterval is how often the outbox and orphaned tasks are swept; default 30s.
@@ -88,6 +91,9 @@ func (c *WorkerConfig) setDefaults() error {
 	c.Servers = min(c.Servers, c.Concurrency)
 	if c.EndpointConcurrency <= 0 {
 		c.EndpointConcurrency = max(1, c.Concurrency/2)
+	}
+	if c.DrainBudget <= 0 || c.DrainBudget > drainBudget {
+		c.DrainBudget = drainBudget // the drain task's timeout allows no more
 	}
 	if c.TaskCheckInterval <= 0 {
 		c.TaskCheckInterval = 10 * time.Millisecond
