@@ -50,79 +50,121 @@ func (w *Worker) handleDrain(ctx context.Context, t *asynq.Task) error {
 // or the worker stops (the queue then passes to a successor task), or the lease is lost. When
 // Redis fails it returns the error and asynq runs the drain again: deliveries whose outcome
 // was not recorded stay queued and are sent again.
+//
+// Sending and recording overlap: while one batch of outcomes is being recorded, the drain
+// keeps taking and sending. A delivery stays in the drain's skip set from the moment it is
+// taken until its outcome is recorded (it is still at the head of the queue until then).
 func (w *Worker) drain(ctx context.Context, tid string, d registry.Drain) error {
 	st := w.cfg.Store
 	window := w.cfg.EndpointConcurrency
-	inflight := make(map[string]bool, window)
+	held := make(map[string]bool, 2*window) // taken and not yet recorded: sending or recording
+	sending := 0
 	results := make(chan sent, window)
+	recorded := make(chan error, 1)
 	var batch []sent
+	var recording []sent // the batch being recorded, nil when none is
+	var flush <-chan time.Time
 	deadline := time.Now().Add(w.cfg.DrainBudget)
 	renewAt := time.Now()
 	taking, lost, handoff := true, false, false
 	var failed error
 	stopping := w.stopping
+	renewTick := time.NewTicker(drainRenew / 4)
+	defer renewTick.Stop()
+	stop := func(err error) {
+		taking = false
+		if err != nil && failed == nil {
+			failed = err
+		}
+	}
 	for {
 		if taking && time.Now().After(deadline) {
 			taking, handoff = false, true
 		}
-		free := window - len(inflight)
-		if taking && len(batch) == 0 && (len(inflight) == 0 || free >= min(drainBatch, window)) {
+		free := window - sending
+		if taking && (len(held) == 0 || free >= min(drainBatch, window)) {
 			renew := !time.Now().Before(renewAt)
 			items, ep, err := st.Take(ctx, registry.TakeRequest{TenantID: tid, EndpointID: d.EndpointID, N: d.N,
-				Limit: free, Skip: keysOf(inflight), Renew: renew, EndIfEmpty: len(inflight) == 0})
+				Limit: free, Skip: keysOf(held), Renew: renew, EndIfEmpty: len(held) == 0})
 			switch {
 			case errors.Is(err, registry.ErrDrainEnded):
 				return nil
 			case errors.Is(err, registry.ErrDrainLost):
-				taking, lost = false, true
+				stop(nil)
+				lost = true
 			case err != nil:
-				taking, failed = false, err
+				stop(err)
 			case ep == nil && len(items) > 0:
-				taking = false // deleted
+				stop(nil) // deleted
 			case len(items) > 0 && !ep.Enabled:
 				// Disabling holds the queue in the same step, so this is a race with a re-enable.
-				taking, failed = false, errors.New("endpoint is disabled but has deliveries queued")
+				stop(errors.New("endpoint is disabled but has deliveries queued"))
 			default:
 				if renew {
 					renewAt = time.Now().Add(drainRenew)
 				}
 				for _, it := range items {
-					inflight[it.DeliveryID] = true
+					held[it.DeliveryID] = true
+					sending++
 					go w.sendQueued(ctx, tid, ep, it, results)
 				}
 			}
 		}
-		if len(inflight) == 0 && len(batch) == 0 {
+		if len(held) == 0 {
 			if taking {
 				continue
 			}
 			break
 		}
-		if len(inflight) > 0 {
-			renewC := time.After(time.Until(renewAt))
-			select {
-			case r := <-results:
-				batch = w.collect(batch, r, inflight, results, taking)
-			case <-renewC:
-				if _, _, err := st.Take(ctx, registry.TakeRequest{TenantID: tid, EndpointID: d.EndpointID, N: d.N,
-					Renew: true}); errors.Is(err, registry.ErrDrainLost) {
-					taking, lost = false, true
-				} else if err != nil {
-					taking, failed = false, err
-				}
-				renewAt = time.Now().Add(drainRenew)
-			case <-stopping:
-				stopping = nil
-				if taking {
-					taking, handoff = false, true
-				}
+		// Record the batch when it is full, when its wait is over, or when nothing else will
+		// come soon; one batch at a time.
+		if recording == nil && len(batch) > 0 && (len(batch) >= drainBatch || sending == 0 || !taking || flush == nil) {
+			if flush == nil && len(batch) < drainBatch && sending > 0 && taking {
+				flush = time.After(finishWait)
+			} else {
+				recording, batch, flush = batch, nil, nil
+				go func(b []sent) { recorded <- w.finish(ctx, tid, d.EndpointID, b) }(recording)
 			}
 		}
-		if len(batch) > 0 {
-			if err := w.finish(ctx, tid, d.EndpointID, batch); err != nil {
-				taking, failed = false, err
+		select {
+		case r := <-results:
+			sending--
+			if r.skipped {
+				delete(held, r.Item.DeliveryID)
+			} else {
+				batch = append(batch, r)
 			}
-			batch = batch[:0]
+		case err := <-recorded:
+			for _, r := range recording {
+				delete(held, r.Item.DeliveryID)
+			}
+			recording = nil
+			if err != nil {
+				stop(err)
+			}
+		case <-flush:
+			flush = nil
+			if recording == nil && len(batch) > 0 {
+				recording, batch = batch, nil
+				go func(b []sent) { recorded <- w.finish(ctx, tid, d.EndpointID, b) }(recording)
+			}
+		case <-renewTick.C:
+			if time.Now().Before(renewAt) {
+				continue
+			}
+			if _, _, err := st.Take(ctx, registry.TakeRequest{TenantID: tid, EndpointID: d.EndpointID, N: d.N,
+				Renew: true}); errors.Is(err, registry.ErrDrainLost) {
+				stop(nil)
+				lost = true
+			} else if err != nil {
+				stop(err)
+			}
+			renewAt = time.Now().Add(drainRenew)
+		case <-stopping:
+			stopping = nil
+			if taking {
+				taking, handoff = false, true
+			}
 		}
 	}
 	if failed != nil {
@@ -151,41 +193,6 @@ func (w *Worker) drain(ctx context.Context, tid string, d registry.Drain) error 
 			"endpointId", d.EndpointID, "error", err.Error())
 	}
 	return nil
-}
-
-// collect adds r and every other outcome already in to the batch; while the drain is busy it
-// waits up to finishWait for a full batch, so that one step records several.
-func (w *Worker) collect(batch []sent, r sent, inflight map[string]bool, results chan sent, taking bool) []sent {
-	add := func(r sent) {
-		delete(inflight, r.Item.DeliveryID)
-		if !r.skipped {
-			batch = append(batch, r)
-		}
-	}
-	add(r)
-	var timer <-chan time.Time
-	for len(inflight) > 0 && len(batch) < drainBatch {
-		select {
-		case r := <-results:
-			add(r)
-			continue
-		default:
-		}
-		if !taking {
-			break
-		}
-		if timer == nil {
-			timer = time.After(finishWait)
-		}
-		select {
-		case r := <-results:
-			add(r)
-			continue
-		case <-timer:
-		}
-		break
-	}
-	return batch
 }
 
 func keysOf(m map[string]bool) []string {
