@@ -35,7 +35,7 @@ func newBenchEnv(b *testing.B) *benchEnv {
 	return &benchEnv{store: s, tid: tn.ID, eid: ep.ID}
 }
 
-// delivery publishes one event and fans it out to the endpoint.
+// delivery publishes one event, fans it out to the endpoint and fails its first attempt.
 func (be *benchEnv) delivery(b *testing.B) (registry.Queued, string) {
 	b.Helper()
 	id := "evt_bench_" + uuid.NewString()
@@ -47,7 +47,16 @@ func (be *benchEnv) delivery(b *testing.B) (registry.Queued, string) {
 	if _, err := be.store.CreateDeliveries(b.Context(), st.Event, []string{be.eid}); err != nil {
 		b.Fatalf("CreateDeliveries: %v", err)
 	}
-	return registry.Queued{DeliveryID: registry.DeliveryID(id, be.eid), EndpointID: be.eid}, id
+	// A failed first attempt, as the endpoint's drain records it, leaves it retrying: what a
+	// retry task reads and records.
+	q := registry.Queued{DeliveryID: registry.DeliveryID(id, be.eid), EndpointID: be.eid}
+	r, err := be.store.RecordAny(b.Context(), registry.AttemptRecord{TenantID: be.tid, Queued: q,
+		Outcome: registry.OutcomeFailure, NextAttemptAt: time.Now().Add(time.Minute), DisableAfter: 1 << 30,
+		MaxAttempts: 1 << 30, Attempt: registry.Attempt{Number: 1, StartedAt: time.Now(), StatusCode: 500}})
+	if err != nil || r.Status != registry.DeliveryRetrying {
+		b.Fatalf("first attempt = %+v, %v; want retrying", r, err)
+	}
+	return q, id
 }
 
 func BenchmarkLookupAPIKey(b *testing.B) {
@@ -99,6 +108,45 @@ func BenchmarkLoadAttempt(b *testing.B) {
 		ac, err := be.store.LoadAttempt(b.Context(), be.tid, q, evid)
 		if err != nil || ac.Delivery == nil || ac.Endpoint == nil || ac.Event == nil {
 			b.Fatalf("LoadAttempt = %+v, %v", ac, err)
+		}
+	}
+}
+
+// BenchmarkDrainBatch is a drain's Redis work for a batch of 8 queued deliveries: one Take
+// (with the event bodies and the endpoint) and one Finish recording 8 successes. One op is 8
+// deliveries.
+func BenchmarkDrainBatch(b *testing.B) {
+	be := newBenchEnv(b)
+	const batch = 8
+	now := time.Now()
+	body := eventBody("evt_bench", registry.EventScanCompleted)
+	var n int64 = -1
+	for i := 0; i < b.N; i++ {
+		b.StopTimer()
+		for j := range batch {
+			st, err := be.store.PublishEvent(b.Context(), be.tid, registry.NewEvent{
+				ID: "evt_bench_" + strconv.Itoa(i) + "_" + strconv.Itoa(j), Type: registry.EventScanCompleted,
+				CreatedAt: now, Body: body})
+			if err != nil {
+				b.Fatal(err)
+			}
+			if n < 0 && len(st.Drains) == 1 {
+				n = st.Drains[0].N
+			}
+		}
+		b.StartTimer()
+		items, _, err := be.store.Take(b.Context(), registry.TakeRequest{TenantID: be.tid, EndpointID: be.eid, N: n,
+			Limit: batch})
+		if err != nil || len(items) != batch {
+			b.Fatalf("Take = %d items, %v", len(items), err)
+		}
+		req := registry.FinishRequest{TenantID: be.tid, EndpointID: be.eid, DisableAfter: 1 << 30, MaxAttempts: 10}
+		for _, it := range items {
+			req.Sent = append(req.Sent, registry.Sent{Item: it, Outcome: registry.OutcomeSuccess,
+				Attempt: &registry.Attempt{Number: 1, StartedAt: now, DurationMs: 3, StatusCode: 200}})
+		}
+		if _, err := be.store.Finish(b.Context(), req); err != nil {
+			b.Fatal(err)
 		}
 	}
 }
