@@ -67,9 +67,13 @@ func (w *Worker) drain(ctx context.Context, tid string, d registry.Drain) error 
 	deadline := time.Now().Add(w.cfg.DrainBudget)
 	renewAt := time.Now()
 	taking, lost, handoff := true, false, false
+	// A busy drain takes when minTake places are free, so that one take serves several; a
+	// place left free longer (its neighbours hang) is filled at the next tick.
+	minTake := max(1, min(drainBatch, window/2))
+	tick := false
 	var failed error
 	stopping := w.stopping
-	renewTick := time.NewTicker(drainRenew / 4)
+	renewTick := time.NewTicker(drainRenew / 4) // also the tick that fills lingering free places
 	defer renewTick.Stop()
 	stop := func(err error) {
 		taking = false
@@ -82,7 +86,8 @@ func (w *Worker) drain(ctx context.Context, tid string, d registry.Drain) error 
 			taking, handoff = false, true
 		}
 		free := window - sending
-		if taking && (len(held) == 0 || free >= min(drainBatch, window)) {
+		if taking && (len(held) == 0 || free >= minTake || (free > 0 && tick)) {
+			tick = false
 			renew := !time.Now().Before(renewAt)
 			items, ep, err := st.Take(ctx, registry.TakeRequest{TenantID: tid, EndpointID: d.EndpointID, N: d.N,
 				Limit: free, Skip: keysOf(held), Renew: renew, EndIfEmpty: len(held) == 0})
@@ -149,6 +154,7 @@ func (w *Worker) drain(ctx context.Context, tid string, d registry.Drain) error 
 				go func(b []sent) { recorded <- w.finish(ctx, tid, d.EndpointID, b) }(recording)
 			}
 		case <-renewTick.C:
+			tick = true
 			if time.Now().Before(renewAt) {
 				continue
 			}

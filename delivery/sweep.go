@@ -35,7 +35,7 @@ func (w *Worker) sweepLoop(ctx context.Context) {
 	}
 }
 
-// Sweep queues outbox work older than grace (fan-outs and deliveries accepted but never
+// Sweep queues outbox work older than grace (fan-outs, drains and retries accepted but never
 // queued, e.g. after a crash between the write and the enqueue) and repairs asynq tasks left
 // active without a lease. Any number of workers may sweep at once: task ids are deterministic.
 func (w *Worker) Sweep(ctx context.Context, grace time.Duration) {

@@ -12,9 +12,9 @@ import (
 	"github.com/hibiken/asynq"
 )
 
-// Task types and the queue. Fan-outs and deliveries share one queue: a small fan-out is made
-// at publish and most events never need a fan-out task, and each extra queue costs a dequeue
-// round trip on every poll.
+// Task types and the queue. Fan-outs, drains (an endpoint's queue of first attempts) and
+// retries (one delivery each) share one queue: each extra queue costs a dequeue round trip on
+// every poll.
 const (
 	TypeFanout  = "webhookd:fanout"
 	TypeDeliver = "webhookd:deliver"

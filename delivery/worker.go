@@ -44,8 +44,8 @@ type WorkerConfig struct {
 	// Concurrency is how many attempts run at once; default 64.
 	Concurrency int
 	// EndpointConcurrency caps the attempts one endpoint may have in flight in this worker;
-	// default half of Concurrency (at least 1). Deliveries over the cap are deferred a few
-	// seconds without counting as attempts.
+	// default half of Concurrency (at least 1). An endpoint's drain sends no more at once; a
+	// retry over the cap is deferred a few seconds without counting as an attempt.
 	EndpointConcurrency int
 	// Servers is how many asynq servers share Concurrency in this process; default 1 (the
 	// binary's default is 4). One server dequeues tasks one at a time, which leaves workers

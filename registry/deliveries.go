@@ -45,16 +45,6 @@ func ParseQueued(s string) (Queued, bool) {
 	return Queued{DeliveryID: parts[0], EndpointID: parts[1], Generation: g}, err == nil
 }
 
-func parseQueuedList(in []string) []Queued {
-	out := make([]Queued, 0, len(in))
-	for _, s := range in {
-		if q, ok := ParseQueued(s); ok {
-			out = append(out, q)
-		}
-	}
-	return out
-}
-
 func (s *Store) retentionArgs() (int64, int64) {
 	return int64(s.retention / time.Second), s.retention.Milliseconds()
 }

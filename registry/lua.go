@@ -10,8 +10,9 @@ import (
 // tenant's): the declared KEYS route the script, and the keys it derives from the tag argument
 // follow the layout of keys.go, so all of them land in the same cluster slot.
 //
-// The success path is kept short on purpose: a delivery is created with 4 commands and
-// finished with about 8; retention trimming of the indexes runs in the sweeper, not here.
+// The success path is kept short on purpose: a delivery is queued with 4 commands and its
+// first attempt recorded with about 6 (plus a share of its batch's); retention trimming of
+// the indexes runs in the sweeper, not here.
 
 // luaPrelude holds the helpers the delivery scripts share.
 //

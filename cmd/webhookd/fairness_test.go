@@ -35,8 +35,11 @@ func TestSlowEndpointDoesNotStarveOthers(t *testing.T) {
 	slowEp := svc.createEndpoint(t, key, slow.URL, []string{registry.EventScanStarted}, nil)
 	fastEp := svc.createEndpoint(t, key, fast.URL, []string{registry.EventScanCompleted}, nil)
 
-	var held []publishedView
-	for range 6 {
+	// The first delivery is held alone before the rest are queued: the drain must fill its
+	// second place while the first hangs.
+	held := []publishedView{svc.publish(t, key, registry.EventScanStarted, scanData())}
+	waitFor(t, patience, "the first held attempt at the slow receiver", func() bool { return slow.count() == 1 })
+	for range 5 {
 		held = append(held, svc.publish(t, key, registry.EventScanStarted, scanData()))
 	}
 	waitFor(t, patience, "two held attempts at the slow receiver", func() bool { return slow.count() == 2 })
