@@ -27,6 +27,10 @@ const (
 	// many outcomes it collects (for at most finishWait) before it records them.
 	drainBatch = 8
 	finishWait = 2 * time.Millisecond
+	// A batch whose recording meets a Redis outage is tried again every recordRetry for up to
+	// recordPatience; past that the drain fails and its unrecorded deliveries are sent again.
+	recordRetry    = 250 * time.Millisecond
+	recordPatience = 30 * time.Second
 )
 
 // sent is what one send of a drain ended with; skipped means nothing was sent (the endpoint's
@@ -235,6 +239,23 @@ func (w *Worker) sendQueued(ctx context.Context, tid string, e *registry.Endpoin
 			StatusCode: res.StatusCode, Error: attemptError(res), ResponseBody: string(res.Body)}}}
 }
 
+// recordBatch records a batch, and while Redis is out of reach keeps trying for up to
+// recordPatience: attempts already made are recorded late rather than made again.
+func (w *Worker) recordBatch(ctx context.Context, req registry.FinishRequest) (registry.Finished, error) {
+	give := time.Now().Add(recordPatience)
+	for {
+		fin, err := w.cfg.Store.Finish(context.WithoutCancel(ctx), req)
+		if err == nil || !IsOutage(err) || time.Now().After(give) {
+			return fin, err
+		}
+		select {
+		case <-time.After(recordRetry):
+		case <-ctx.Done():
+			return fin, err
+		}
+	}
+}
+
 // finish records a batch of outcomes, then queues the retry task of each delivery that has
 // retries left (recorded in the outbox until queued).
 func (w *Worker) finish(ctx context.Context, tid, eid string, batch []sent) error {
@@ -243,7 +264,7 @@ func (w *Worker) finish(ctx context.Context, tid, eid string, batch []sent) erro
 	for _, s := range batch {
 		req.Sent = append(req.Sent, s.Sent)
 	}
-	fin, err := w.cfg.Store.Finish(context.WithoutCancel(ctx), req)
+	fin, err := w.recordBatch(ctx, req)
 	for _, s := range batch {
 		if s.Attempt != nil {
 			w.freeSlot()
