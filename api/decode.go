@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"strconv"
+	"unicode/utf8"
 
 	"github.com/cert-ix/webhookd/registry"
 	"github.com/labstack/echo/v4"
@@ -14,11 +15,43 @@ import (
 
 // object is a decoded JSON object body whose fields are checked one by one, so that a missing
 // field and a field of the wrong type each get their own error code.
-type object map[string]json.RawMessage
+type object struct {
+	fields map[string]json.RawMessage
+	names  []string // in document order
+	raw    []byte   // the whole object as received
+	// path is where the object sits in the body ("events[3]." for an item of a batch, ""
+	// for the body itself): errors name its fields with it.
+	path string
+}
 
-// readObject decodes the body as one JSON object: INVALID_JSON for anything else (an empty
-// body, an array, trailing data), PAYLOAD_TOO_LARGE past the body limit.
+// at returns the object as found at path in the body.
+func (o object) at(path string) object {
+	o.path = path
+	return o
+}
+
+// readObject decodes the body strictly as one JSON object: INVALID_JSON for anything else (an
+// empty body, an array, trailing data, a name twice, a number outside float64),
+// PAYLOAD_TOO_LARGE past the body limit.
 func readObject(c echo.Context) (object, error) {
+	b, err := readBody(c)
+	if err != nil {
+		return object{}, err
+	}
+	return parseObject(b)
+}
+
+// readOptionalObject is readObject for routes whose body may be left out: an empty body reads
+// as {}.
+func readOptionalObject(c echo.Context) (object, error) {
+	b, err := readBody(c)
+	if err != nil || len(bytes.TrimSpace(b)) == 0 {
+		return object{fields: map[string]json.RawMessage{}}, err
+	}
+	return parseObject(b)
+}
+
+func readBody(c echo.Context) ([]byte, error) {
 	b, err := io.ReadAll(c.Request().Body)
 	if err != nil {
 		var mbe *http.MaxBytesError
@@ -27,43 +60,76 @@ func readObject(c echo.Context) (object, error) {
 		}
 		return nil, registry.Wrap(registry.CodeInvalidJSON, err)
 	}
-	return parseObject(b)
+	return b, nil
 }
 
 func parseObject(b []byte) (object, error) {
 	b = bytes.TrimSpace(b)
 	if len(b) == 0 || b[0] != '{' {
-		return nil, registry.E(registry.CodeInvalidJSON)
+		return object{}, registry.E(registry.CodeInvalidJSON)
 	}
-	dec := json.NewDecoder(bytes.NewReader(b))
-	var o object
-	if err := dec.Decode(&o); err != nil {
-		return nil, registry.Wrap(registry.CodeInvalidJSON, err)
+	names, err := checkStrict(b)
+	if err != nil {
+		return object{}, registry.Wrap(registry.CodeInvalidJSON, err)
 	}
-	if _, err := dec.Token(); err != io.EOF {
-		return nil, registry.E(registry.CodeInvalidJSON)
-	}
-	if o == nil {
-		o = object{}
+	o := object{names: names, raw: b}
+	if err := json.Unmarshal(b, &o.fields); err != nil {
+		return object{}, registry.Wrap(registry.CodeInvalidJSON, err)
 	}
 	return o, nil
 }
 
+// nestedObject decodes an object found inside a body that readObject already checked as a
+// whole: the strict walk is not repeated, and the names' document order is found only when
+// only needs it.
+func nestedObject(b []byte) (object, error) {
+	b = bytes.TrimSpace(b)
+	if len(b) == 0 || b[0] != '{' {
+		return object{}, registry.E(registry.CodeInvalidJSON)
+	}
+	o := object{raw: b}
+	if err := json.Unmarshal(b, &o.fields); err != nil {
+		return object{}, registry.Wrap(registry.CodeInvalidJSON, err)
+	}
+	return o, nil
+}
+
+// only answers UNKNOWN_FIELD naming the first field, in document order, that is not one of
+// allowed: read-only and misspelt fields are refused rather than silently ignored.
+func (o object) only(allowed ...string) error {
+	if o.names == nil {
+		unknown := false
+		for n := range o.fields {
+			unknown = unknown || !containsString(allowed, n)
+		}
+		if !unknown {
+			return nil
+		}
+		o.names, _ = checkStrict(o.raw)
+	}
+	for _, n := range o.names {
+		if !containsString(allowed, n) {
+			return registry.E(registry.CodeUnknownField, o.path+safeName(n))
+		}
+	}
+	return nil
+}
+
 // has reports whether the field is present and not null.
 func (o object) has(field string) bool {
-	v, ok := o[field]
+	v, ok := o.fields[field]
 	return ok && !bytes.Equal(bytes.TrimSpace(v), []byte("null"))
 }
 
 func (o object) decode(field, typ string, required bool, v any) (bool, error) {
 	if !o.has(field) {
 		if required {
-			return false, registry.E(registry.CodeMissingRequiredField, field)
+			return false, registry.E(registry.CodeMissingRequiredField, o.path+field)
 		}
 		return false, nil
 	}
-	if err := json.Unmarshal(o[field], v); err != nil {
-		return false, registry.E(registry.CodeInvalidFieldType, field, typ)
+	if err := json.Unmarshal(o.fields[field], v); err != nil {
+		return false, registry.E(registry.CodeInvalidFieldType, o.path+field, typ)
 	}
 	return true, nil
 }
@@ -77,6 +143,15 @@ func (o object) str(field string, required bool) (*string, error) {
 	return &s, nil
 }
 
+// text is str for a string of at most max characters: INVALID_FIELD_TYPE naming the limit.
+func (o object) text(field string, max int) (*string, error) {
+	s, err := o.str(field, false)
+	if s != nil && utf8.RuneCountInString(*s) > max {
+		return nil, registry.E(registry.CodeInvalidFieldType, o.path+field, "string of at most "+strconv.Itoa(max)+" characters")
+	}
+	return s, err
+}
+
 func (o object) strings(field string, required bool) ([]string, bool, error) {
 	var raw []json.RawMessage
 	ok, err := o.decode(field, "array", required, &raw)
@@ -86,7 +161,7 @@ func (o object) strings(field string, required bool) ([]string, bool, error) {
 	out := make([]string, len(raw))
 	for i, r := range raw {
 		if err := json.Unmarshal(r, &out[i]); err != nil || bytes.Equal(bytes.TrimSpace(r), []byte("null")) {
-			return nil, false, registry.E(registry.CodeInvalidFieldType, field+"["+strconv.Itoa(i)+"]", "string")
+			return nil, false, registry.E(registry.CodeInvalidFieldType, o.path+field+"["+strconv.Itoa(i)+"]", "string")
 		}
 	}
 	return out, true, nil
@@ -102,7 +177,7 @@ func (o object) stringMap(field string) (map[string]string, bool, error) {
 	for k, r := range raw {
 		var v string
 		if err := json.Unmarshal(r, &v); err != nil || bytes.Equal(bytes.TrimSpace(r), []byte("null")) {
-			return nil, false, registry.E(registry.CodeInvalidFieldType, field+"."+k, "string")
+			return nil, false, registry.E(registry.CodeInvalidFieldType, o.path+field+"."+k, "string")
 		}
 		out[k] = v
 	}
@@ -125,32 +200,12 @@ func (o object) integer(field string) (*int64, error) {
 		return nil, err
 	}
 	// json.Number also takes a quoted number ("60"), which is a string, not an integer.
-	quoted := bytes.HasPrefix(bytes.TrimSpace(o[field]), []byte(`"`))
+	quoted := bytes.HasPrefix(bytes.TrimSpace(o.fields[field]), []byte(`"`))
 	v, perr := strconv.ParseInt(n.String(), 10, 64)
 	if perr != nil || quoted {
-		return nil, registry.E(registry.CodeInvalidFieldType, field, "integer")
+		return nil, registry.E(registry.CodeInvalidFieldType, o.path+field, "integer")
 	}
 	return &v, nil
-}
-
-// page reads ?page= and ?limit= (defaults 1 and 20).
-func page(c echo.Context) (registry.Page, error) {
-	pg := registry.Page{Page: 1, Limit: 20}
-	if v := c.QueryParam("page"); v != "" || c.QueryParams().Has("page") {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 {
-			return pg, registry.E(registry.CodeInvalidPage)
-		}
-		pg.Page = n
-	}
-	if v := c.QueryParam("limit"); v != "" || c.QueryParams().Has("limit") {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 || n > 100 {
-			return pg, registry.E(registry.CodeInvalidLimit)
-		}
-		pg.Limit = n
-	}
-	return pg, nil
 }
 
 // Pagination is the list envelope's paging block.
@@ -161,8 +216,14 @@ type Pagination struct {
 	TotalPages int `json:"totalPages"`
 }
 
+// success is the success envelope of one object.
+type success struct {
+	Success bool `json:"success"`
+	Data    any  `json:"data"`
+}
+
 func ok(c echo.Context, status int, data any) error {
-	return c.JSON(status, map[string]any{"success": true, "data": data})
+	return c.JSON(status, success{Success: true, Data: data})
 }
 
 func list(c echo.Context, data any, pg registry.Page, total int) error {

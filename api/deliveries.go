@@ -7,7 +7,20 @@ import (
 	"github.com/labstack/echo/v4"
 )
 
+// noFields refuses a body with any field on a route that takes none; an empty body or {} is
+// fine.
+func noFields(c echo.Context) error {
+	o, err := readOptionalObject(c)
+	if err != nil {
+		return err
+	}
+	return o.only()
+}
+
 func (s *Server) testWebhook(c echo.Context) error {
+	if err := noFields(c); err != nil {
+		return err
+	}
 	d, err := s.cfg.Deliveries.SendTest(c.Request().Context(), tenantID(c), c.Param("id"))
 	if err != nil {
 		return err
@@ -21,9 +34,9 @@ func (s *Server) listDeliveries(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	status := c.QueryParam("status")
-	if status != "" && !containsString(registry.DeliveryStatuses, status) {
-		return registry.E(registry.CodeInvalidFieldType, "status", "pending|retrying|succeeded|failed|held")
+	status, err := statusFilter(c, registry.DeliveryStatuses)
+	if err != nil {
+		return err
 	}
 	if _, err := s.cfg.Registry.Endpoint(ctx, tenantID(c), c.Param("id")); err != nil {
 		return err
@@ -61,6 +74,9 @@ type deliveryView struct {
 }
 
 func (s *Server) retryDelivery(c echo.Context) error {
+	if err := noFields(c); err != nil {
+		return err
+	}
 	d, err := s.cfg.Deliveries.Retry(c.Request().Context(), tenantID(c), c.Param("id"), c.Param("deliveryId"))
 	if err != nil {
 		return err

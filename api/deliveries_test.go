@@ -13,7 +13,7 @@ import (
 )
 
 var deliveryFields = []string{"id", "webhookId", "eventId", "eventType", "status", "attemptCount", "nextAttemptAt",
-	"createdAt", "updatedAt"}
+	"waitingFor", "createdAt", "updatedAt"}
 
 var eventID = regexp.MustCompile(`^evt_[0-9a-f]{32}$`)
 

@@ -50,11 +50,23 @@ var errorTable = map[registry.Code]errorSpec{
 	registry.CodeDatabase:             {500, "Database operation failed"},
 	registry.CodeQueue:                {503, "Message queue operation failed"},
 	// Extensions.
-	registry.CodeDeliveryNotFound: {404, "Delivery not found"},
-	registry.CodeInvalidHeader:    {400, "Invalid header: {name}"},
-	registry.CodeNotFound:         {404, "Resource not found"},
-	registry.CodeMethodNotAllowed: {405, "Method not allowed"},
-	registry.CodePayloadTooLarge:  {413, "Request body too large"},
+	registry.CodeDeliveryNotFound:     {404, "Delivery not found"},
+	registry.CodeEventNotFound:        {404, "Event not found"},
+	registry.CodeRecoveryNotFound:     {404, "Recovery not found"},
+	registry.CodeInvalidTimeRange:     {400, "Invalid time range: since must be before until"},
+	registry.CodeInvalidHeader:        {400, "Invalid header: {name}"},
+	registry.CodeNotFound:             {404, "Resource not found"},
+	registry.CodeMethodNotAllowed:     {405, "Method not allowed"},
+	registry.CodePayloadTooLarge:      {413, "Request body too large"},
+	registry.CodeUnknownField:         {400, "Unknown field: {field}"},
+	registry.CodeIdempotencyKeyReused: {409, "Idempotency key was used with a different request"},
+	registry.CodeMalformedRequest:     {400, "Request is not valid HTTP"},
+	registry.CodeHeadersTooLarge:      {431, "Request headers too large"},
+	registry.CodeMissingAdminToken:    {401, "Admin token is required"},
+	registry.CodeInvalidAdminToken:    {401, "Invalid admin token"},
+	// Portal sessions: a portal link's token is unknown, or its session has ended.
+	registry.CodeInvalidPortalSession: {401, "Invalid portal session"},
+	registry.CodePortalSessionExpired: {401, "Portal session has expired"},
 }
 
 // ErrorBody is the error envelope.
@@ -133,10 +145,6 @@ func (s *Server) handleError(err error, c echo.Context) {
 		c.Response().Header().Set("Retry-After", strconv.FormatInt(untilNextMonth(s.cfg.Registry.Now()), 10))
 	}
 	body := ErrorBody{Success: false, Error: msg, Code: string(ce.Code), RequestID: rid}
-	if c.Request().Method == http.MethodHead {
-		_ = c.NoContent(status)
-		return
-	}
 	if werr := c.JSON(status, body); werr != nil {
 		s.log.WarnContext(c.Request().Context(), "writing error response", "requestId", rid, "error", werr.Error())
 	}

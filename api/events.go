@@ -3,6 +3,7 @@ package api
 import (
 	"encoding/json"
 	"net/http"
+	"strconv"
 
 	"github.com/cert-ix/webhookd/delivery"
 	"github.com/cert-ix/webhookd/registry"
@@ -13,6 +14,16 @@ var priorities = []string{"critical", "high", "normal", "low"}
 
 const maxIdempotencyKey = 255
 
+// maxBatch is the most events one batch publish may hold.
+const maxBatch = 100
+
+// eventInput is one validated event of a publish.
+type eventInput struct {
+	typ    string
+	data   json.RawMessage
+	scanID string
+}
+
 // publishEvent validates a scan event and hands it to the delivery engine, which answers once
 // the event is durable in Redis.
 func (s *Server) publishEvent(c echo.Context) error {
@@ -20,70 +31,148 @@ func (s *Server) publishEvent(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	typ, err := o.str("type", true)
+	ev, err := s.readEvent(c, o)
 	if err != nil {
 		return err
 	}
-	if !registry.IsEventType(*typ) {
-		return registry.E(registry.CodeInvalidWebhookEvent, *typ)
-	}
-	if !o.has("data") {
-		return registry.E(registry.CodeMissingRequiredField, "data")
-	}
-	data, err := parseObject(o["data"])
+	idem, hash, err := idempotency(c, o)
 	if err != nil {
-		return registry.E(registry.CodeInvalidFieldType, "data", "object")
-	}
-	if err := s.checkScanData(c, data); err != nil {
 		return err
-	}
-	idem := c.Request().Header.Get("Idempotency-Key")
-	if len(idem) > maxIdempotencyKey || !isPrintableASCII(idem) && idem != "" {
-		return registry.E(registry.CodeInvalidHeader, "Idempotency-Key")
 	}
 	res, err := s.cfg.Deliveries.Publish(c.Request().Context(), delivery.PublishRequest{
-		TenantID: tenantID(c), Type: *typ, Data: json.RawMessage(o["data"]), IdempotencyKey: idem,
-		Quota: c.Get(ctxQuota).(int64),
+		TenantID: tenantID(c), Type: ev.typ, Data: ev.data, IdempotencyKey: idem,
+		RequestHash: hash, ScanID: ev.scanID, Quota: c.Get(ctxQuota).(int64),
 	})
 	if err != nil {
 		return err
 	}
-	status := http.StatusAccepted
-	if res.Replayed {
-		status = http.StatusOK
-	}
-	return ok(c, status, res)
+	return ok(c, publishStatus(res.Replayed), res)
 }
 
-func (s *Server) checkScanData(c echo.Context, data object) error {
+// publishBatch validates 1 to 100 scan events, each as publishEvent does, and hands them to
+// the delivery engine, which stores them all or none. The first invalid event answers with
+// its usual code, naming the field as events[i].field.
+func (s *Server) publishBatch(c echo.Context) error {
+	o, err := readObject(c)
+	if err != nil {
+		return err
+	}
+	if err := o.only("events"); err != nil {
+		return err
+	}
+	var items []json.RawMessage
+	if _, err := o.decode("events", "array", true, &items); err != nil {
+		return err
+	}
+	if len(items) == 0 || len(items) > maxBatch {
+		return registry.E(registry.CodeInvalidFieldType, "events", "array of 1 to "+strconv.Itoa(maxBatch)+" events")
+	}
+	evs := make([]delivery.BatchEvent, len(items))
+	for i, raw := range items {
+		path := "events[" + strconv.Itoa(i) + "]"
+		item, err := nestedObject(raw)
+		if err != nil {
+			return registry.E(registry.CodeInvalidFieldType, path, "object")
+		}
+		ev, err := s.readEvent(c, item.at(path+"."))
+		if err != nil {
+			return err
+		}
+		evs[i] = delivery.BatchEvent{Type: ev.typ, Data: ev.data, ScanID: ev.scanID}
+	}
+	idem, hash, err := idempotency(c, o)
+	if err != nil {
+		return err
+	}
+	res, err := s.cfg.Deliveries.PublishBatch(c.Request().Context(), delivery.BatchRequest{TenantID: tenantID(c),
+		Events: evs, IdempotencyKey: idem, RequestHash: hash, Quota: c.Get(ctxQuota).(int64)})
+	if err != nil {
+		return err
+	}
+	return ok(c, publishStatus(res.Replayed), res)
+}
+
+// publishStatus is 202 for events accepted now, 200 for the replay of earlier ones.
+func publishStatus(replayed bool) int {
+	if replayed {
+		return http.StatusOK
+	}
+	return http.StatusAccepted
+}
+
+// readEvent validates one event object {type, data}: the type one of the scan events, data
+// an object with the scan's id and type (see checkScanData).
+func (s *Server) readEvent(c echo.Context, o object) (eventInput, error) {
+	if err := o.only("type", "data"); err != nil {
+		return eventInput{}, err
+	}
+	typ, err := o.str("type", true)
+	if err != nil {
+		return eventInput{}, err
+	}
+	if !registry.IsEventType(*typ) {
+		return eventInput{}, registry.E(registry.CodeInvalidWebhookEvent, *typ)
+	}
+	if !o.has("data") {
+		return eventInput{}, registry.E(registry.CodeMissingRequiredField, o.path+"data")
+	}
+	data, err := nestedObject(o.fields["data"])
+	if err != nil {
+		return eventInput{}, registry.E(registry.CodeInvalidFieldType, o.path+"data", "object")
+	}
+	scanID, err := s.checkScanData(c, data.at(o.path+"data."))
+	if err != nil {
+		return eventInput{}, err
+	}
+	return eventInput{typ: *typ, data: json.RawMessage(o.fields["data"]), scanID: scanID}, nil
+}
+
+// idempotency reads the Idempotency-Key header and, when there is one, the hash of the body
+// it covers (canonicalHash).
+func idempotency(c echo.Context, body object) (key, hash string, err error) {
+	key = c.Request().Header.Get("Idempotency-Key")
+	if len(key) > maxIdempotencyKey || !isPrintableASCII(key) && key != "" {
+		return "", "", registry.E(registry.CodeInvalidHeader, "Idempotency-Key")
+	}
+	if key == "" {
+		return "", "", nil
+	}
+	if hash, err = canonicalHash(body.raw); err != nil {
+		return "", "", registry.Wrap(registry.CodeInvalidJSON, err)
+	}
+	return key, hash, nil
+}
+
+// checkScanData validates an event's data and returns its scanId.
+func (s *Server) checkScanData(c echo.Context, data object) (string, error) {
 	for _, f := range []string{"scanId", "scanType"} {
 		if !data.has(f) {
-			return registry.E(registry.CodeMissingRequiredField, "data."+f)
+			return "", registry.E(registry.CodeMissingRequiredField, data.path+f)
 		}
 	}
 	var scanID, scanType string
-	if err := json.Unmarshal(data["scanId"], &scanID); err != nil {
-		return registry.E(registry.CodeInvalidFieldType, "data.scanId", "string")
+	if err := json.Unmarshal(data.fields["scanId"], &scanID); err != nil {
+		return "", registry.E(registry.CodeInvalidFieldType, data.path+"scanId", "string")
 	}
-	if err := json.Unmarshal(data["scanType"], &scanType); err != nil {
-		return registry.E(registry.CodeInvalidFieldType, "data.scanType", "string")
+	if err := json.Unmarshal(data.fields["scanType"], &scanType); err != nil {
+		return "", registry.E(registry.CodeInvalidFieldType, data.path+"scanType", "string")
 	}
 	if !registry.IsScanType(scanType) {
-		return registry.E(registry.CodeInvalidScanType, scanType)
+		return "", registry.E(registry.CodeInvalidScanType, scanType)
 	}
 	if !apiKey(c).AllowsScanType(scanType) {
-		return registry.E(registry.CodeScanTypeNotAllowed, scanType)
+		return "", registry.E(registry.CodeScanTypeNotAllowed, scanType)
 	}
 	if data.has("priority") {
 		var p string
-		if err := json.Unmarshal(data["priority"], &p); err != nil {
-			return registry.E(registry.CodeInvalidPriority, string(data["priority"]))
+		if err := json.Unmarshal(data.fields["priority"], &p); err != nil {
+			return "", registry.E(registry.CodeInvalidPriority, string(data.fields["priority"]))
 		}
 		if !containsString(priorities, p) {
-			return registry.E(registry.CodeInvalidPriority, p)
+			return "", registry.E(registry.CodeInvalidPriority, p)
 		}
 	}
-	return nil
+	return scanID, nil
 }
 
 func (s *Server) usage(c echo.Context) error {

@@ -248,10 +248,76 @@ func fuzzBodies(f *testing.F, method string, path func(*fuzzEnv) string, then fu
 	f.Fuzz(func(t *testing.T, body []byte) {
 		fe.next(t)
 		m := fe.send(t, method, path(fe), body)
+		checkStrictAnswer(t, body, m)
 		if then != nil {
 			then(t, m)
 		}
 	})
+}
+
+// checkStrictAnswer asserts that a body which is JSON by syntax but repeats a name in one
+// object or holds a number outside float64 was answered INVALID_JSON.
+func checkStrictAnswer(t *testing.T, body []byte, m map[string]any) {
+	t.Helper()
+	if why := strictViolation(body); why != "" && m["code"] != "INVALID_JSON" {
+		t.Fatalf("body with %s answered %v, want INVALID_JSON", why, m)
+	}
+}
+
+// strictViolation names what makes a syntactically valid JSON document unacceptable to the
+// API's strict reading ("" for nothing): a name twice in one object (compared unescaped) or a
+// number no float64 can hold. It walks tokens with an explicit stack, independently of the
+// server's code.
+func strictViolation(b []byte) string {
+	if !json.Valid(b) {
+		return ""
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.UseNumber()
+	type level struct {
+		names  map[string]bool // nil in an array
+		atName bool
+	}
+	var stack []*level
+	for {
+		tok, err := dec.Token()
+		if err != nil {
+			return ""
+		}
+		var top *level
+		if len(stack) > 0 {
+			top = stack[len(stack)-1]
+		}
+		if top != nil && top.names != nil && top.atName {
+			if name, ok := tok.(string); ok {
+				if top.names[name] {
+					return "a duplicate name"
+				}
+				top.names[name], top.atName = true, false
+				continue
+			}
+		}
+		switch v := tok.(type) {
+		case json.Delim:
+			switch v {
+			case '{':
+				stack = append(stack, &level{names: map[string]bool{}, atName: true})
+				continue
+			case '[':
+				stack = append(stack, &level{})
+				continue
+			default:
+				stack = stack[:len(stack)-1]
+			}
+		case json.Number:
+			if _, err := strconv.ParseFloat(v.String(), 64); err != nil {
+				return "a number outside float64"
+			}
+		}
+		if len(stack) > 0 && stack[len(stack)-1].names != nil {
+			stack[len(stack)-1].atName = true // a value ended: a name or '}' comes next
+		}
+	}
 }
 
 func FuzzCreateWebhook(f *testing.F) {
@@ -289,7 +355,8 @@ func FuzzPublishEvent(f *testing.F) {
 		if idem != "" && httpguts.ValidHeaderFieldValue(idem) && strings.TrimSpace(idem) == idem {
 			hdr = []string{"Idempotency-Key", idem} // what a client can send: net/http trims the rest
 		}
-		fe.send(t, http.MethodPost, "/api/v1/events", body, hdr...)
+		m := fe.send(t, http.MethodPost, "/api/v1/events", body, hdr...)
+		checkStrictAnswer(t, body, m)
 	})
 }
 

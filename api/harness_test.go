@@ -8,6 +8,7 @@ import (
 	"encoding/pem"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
@@ -21,6 +22,7 @@ import (
 	"github.com/cert-ix/webhookd/delivery"
 	"github.com/cert-ix/webhookd/registry"
 	"github.com/cert-ix/webhookd/registry/registrytest"
+	"github.com/cert-ix/webhookd/signing"
 	"github.com/hibiken/asynq"
 	"github.com/redis/go-redis/v9"
 )
@@ -125,6 +127,7 @@ func newEnv(t testing.TB, opts ...option) *env {
 		cfg.Registry = s.wrapRegistry(e.store)
 	}
 	cfg.Deliveries = svc
+	cfg.NewSecret = signing.NewSecret
 	cfg.Probe = func(ctx context.Context, url string) error {
 		e.probes.Add(1)
 		return delivery.Probe(ctx, client, url, "webhookd-test", 2*time.Second)
@@ -138,10 +141,28 @@ func newEnv(t testing.TB, opts ...option) *env {
 		t.Fatalf("api.New: %v", err)
 	}
 	e.srv = srv
-	hs := httptest.NewServer(srv.Handler())
-	t.Cleanup(hs.Close)
-	e.base = hs.URL
+	e.base = "http://" + serveAPI(t, srv)
 	return e
+}
+
+// serveAPI runs srv.Serve, the server the binary runs, on a loopback port until the test ends
+// and returns its address.
+func serveAPI(t testing.TB, srv *api.Server) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("listen: %v", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ctx, l, 5*time.Second) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("api.Server.Serve: %v", err)
+		}
+	})
+	return l.Addr().String()
 }
 
 func certPEM(c *x509.Certificate) []byte {

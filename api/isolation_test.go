@@ -124,6 +124,7 @@ type twoTenants struct {
 	keyA, keyB, tidA, tidB                  string
 	hookA, hookOff, hookGone, hookB         string
 	didA, didOff, didGone, didB, evtA, evtB string
+	rcvA                                    string
 }
 
 func newTwoTenants(t *testing.T, e *env) *twoTenants {
@@ -148,6 +149,8 @@ func newTwoTenants(t *testing.T, e *env) *twoTenants {
 	w.hookB = e.createWebhook(t, w.keyB, "scan.completed")["id"].(string)
 	w.didB = e.sendTest(t, w.keyB, w.hookB)["id"].(string)
 	w.evtB = data(t, e.publish(t, w.keyB, "scan.completed"), http.StatusAccepted)["id"].(string)
+	w.rcvA = data(t, e.do(t, http.MethodPost, "/api/v1/webhooks/"+w.hookA+"/recover", w.keyA,
+		map[string]any{"since": "2020-01-01T00:00:00Z"}), http.StatusAccepted)["id"].(string)
 	return w
 }
 
@@ -161,12 +164,12 @@ type idCase struct {
 
 func (w *twoTenants) idCases() []idCase {
 	return []idCase{
-		{"A's endpoint and delivery", map[string]string{"id": w.hookA, "deliveryId": w.didA}, nil},
-		{"A's disabled endpoint and its delivery", map[string]string{"id": w.hookOff, "deliveryId": w.didOff}, nil},
-		{"A's deleted endpoint and its delivery", map[string]string{"id": w.hookGone, "deliveryId": w.didGone}, nil},
-		{"A's endpoint with B's delivery", map[string]string{"id": w.hookA, "deliveryId": w.didB},
+		{"A's endpoint and delivery", map[string]string{"id": w.hookA, "deliveryId": w.didA, "eventId": w.evtA, "recoveryId": w.rcvA}, nil},
+		{"A's disabled endpoint and its delivery", map[string]string{"id": w.hookOff, "deliveryId": w.didOff, "eventId": w.evtA, "recoveryId": w.rcvA}, nil},
+		{"A's deleted endpoint and its delivery", map[string]string{"id": w.hookGone, "deliveryId": w.didGone, "eventId": w.evtA, "recoveryId": w.rcvA}, nil},
+		{"A's endpoint with B's delivery", map[string]string{"id": w.hookA, "deliveryId": w.didB, "eventId": w.evtA, "recoveryId": w.rcvA},
 			map[string]string{"deliveryId": w.didB}},
-		{"B's endpoint with A's delivery", map[string]string{"id": w.hookB, "deliveryId": w.didA},
+		{"B's endpoint with A's delivery", map[string]string{"id": w.hookB, "deliveryId": w.didA, "eventId": w.evtA, "recoveryId": w.rcvA},
 			map[string]string{"id": w.hookB}},
 	}
 }

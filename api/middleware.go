@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math"
 	"net/http"
@@ -16,8 +17,9 @@ import (
 )
 
 const (
-	ctxKey   = "webhookd.key"
-	ctxQuota = "webhookd.quota"
+	ctxKey    = "webhookd.key"
+	ctxQuota  = "webhookd.quota"
+	ctxPortal = "webhookd.portal"
 )
 
 // requestID echoes a sane client X-Request-ID or makes one.
@@ -76,6 +78,9 @@ func (s *Server) accessLog(next echo.HandlerFunc) echo.HandlerFunc {
 		if k, ok := c.Get(ctxKey).(*registry.APIKey); ok {
 			attrs = append(attrs, "tenantId", k.TenantID, "keyId", k.ID)
 		}
+		if p, ok := c.Get(ctxPortal).(*registry.PortalSession); ok {
+			attrs = append(attrs, "portalSessionId", p.ID)
+		}
 		s.log.InfoContext(req.Context(), "request", attrs...)
 		if s.cfg.Observe != nil {
 			s.cfg.Observe(req.Method, c.Path(), c.Response().Status, time.Since(start))
@@ -84,15 +89,43 @@ func (s *Server) accessLog(next echo.HandlerFunc) echo.HandlerFunc {
 	}
 }
 
-// limitBody rejects bodies over the limit with PAYLOAD_TOO_LARGE, before and while reading.
-func (s *Server) limitBody(next echo.HandlerFunc) echo.HandlerFunc {
+// capBody makes reading more than the body limit fail, on every route; it answers nothing
+// itself, so that a request is authenticated before its size is judged.
+func (s *Server) capBody(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		req := c.Request()
-		if req.ContentLength > s.cfg.BodyLimit {
-			return registry.E(registry.CodePayloadTooLarge)
-		}
 		req.Body = http.MaxBytesReader(c.Response(), req.Body, s.cfg.BodyLimit)
 		return next(c)
+	}
+}
+
+// limitBody answers PAYLOAD_TOO_LARGE for a declared length over the limit before the body is
+// read (a chunked one fails while being read, through capBody). It runs after authentication.
+func (s *Server) limitBody(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		if c.Request().ContentLength > s.cfg.BodyLimit {
+			return registry.E(registry.CodePayloadTooLarge)
+		}
+		return next(c)
+	}
+}
+
+// routingErrorRate gives a 404 or 405 that Echo's router answered the X-RateLimit-* headers
+// of a valid key, as every other answer to it carries: the request is checked and counted
+// like any other, and one over the key's limit is RATE_LIMIT_EXCEEDED. Without a valid key
+// the routing error stands alone.
+func (s *Server) routingErrorRate(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		err := next(c)
+		var he *echo.HTTPError
+		if err == nil || c.Get(ctxKey) != nil || c.Request().Header.Get("X-API-Key") == "" || !errors.As(err, &he) ||
+			he.Code != http.StatusNotFound && he.Code != http.StatusMethodNotAllowed {
+			return err
+		}
+		if kerr := s.checkKey(c); registry.CodeOf(kerr) == registry.CodeRateLimitExceeded {
+			return kerr
+		}
+		return err
 	}
 }
 
@@ -101,48 +134,55 @@ func (s *Server) limitBody(next echo.HandlerFunc) echo.HandlerFunc {
 // INSUFFICIENT_SCOPE comes last, per route, from requireScope.
 func (s *Server) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
-		ctx := c.Request().Context()
-		plain := c.Request().Header.Get("X-API-Key")
-		if plain == "" {
-			return registry.E(registry.CodeMissingAPIKey)
-		}
-		k, err := s.cfg.Registry.LookupAPIKey(ctx, plain)
-		if err != nil {
-			return err
-		}
-		switch {
-		case k.Status == registry.StatusRevoked:
-			return registry.E(registry.CodeKeyRevoked)
-		case k.Status == registry.StatusSuspended:
-			return registry.E(registry.CodeKeySuspended)
-		case k.ExpiresAt != nil && !s.cfg.Registry.Now().Before(*k.ExpiresAt):
-			return registry.E(registry.CodeKeyExpired)
-		}
-		status, quota, err := s.tenantOf(ctx, k)
-		if err != nil {
-			return err
-		}
-		if status != registry.StatusActive {
-			return registry.E(registry.CodeTenantSuspended)
-		}
-		if !ipAllowed(k.AllowedIPAddresses, c.RealIP()) {
-			return registry.E(registry.CodeIPNotAllowed)
-		}
-		c.Set(ctxKey, k)
-		c.Set(ctxQuota, quota)
-		if err := s.rateLimit(c, k); err != nil {
+		if err := s.checkKey(c); err != nil {
 			return err
 		}
 		return next(c)
 	}
 }
 
-func (s *Server) rateLimit(c echo.Context, k *registry.APIKey) error {
-	limit := k.RateLimitPerMinute
+// checkKey runs authenticate's checks and, once the key is known good, its rate limit,
+// which sets the X-RateLimit-* headers.
+func (s *Server) checkKey(c echo.Context) error {
+	ctx := c.Request().Context()
+	plain := c.Request().Header.Get("X-API-Key")
+	if plain == "" {
+		return registry.E(registry.CodeMissingAPIKey)
+	}
+	k, err := s.cfg.Registry.LookupAPIKey(ctx, plain)
+	if err != nil {
+		return err
+	}
+	switch {
+	case k.Status == registry.StatusRevoked:
+		return registry.E(registry.CodeKeyRevoked)
+	case k.Status == registry.StatusSuspended:
+		return registry.E(registry.CodeKeySuspended)
+	case k.ExpiresAt != nil && !s.cfg.Registry.Now().Before(*k.ExpiresAt):
+		return registry.E(registry.CodeKeyExpired)
+	}
+	status, quota, err := s.tenantOf(ctx, k)
+	if err != nil {
+		return err
+	}
+	if status != registry.StatusActive {
+		return registry.E(registry.CodeTenantSuspended)
+	}
+	if !ipAllowed(k.AllowedIPAddresses, c.RealIP()) {
+		return registry.E(registry.CodeIPNotAllowed)
+	}
+	c.Set(ctxKey, k)
+	c.Set(ctxQuota, quota)
+	return s.rateLimit(c, k.ID, k.RateLimitPerMinute)
+}
+
+// rateLimit counts the request against the bucket's per-minute limit (the service default when
+// limit is 0) and sets the X-RateLimit headers.
+func (s *Server) rateLimit(c echo.Context, bucket string, limit int) error {
 	if limit <= 0 {
 		limit = s.cfg.DefaultRateLimit
 	}
-	res, err := s.cfg.Registry.AllowRequest(c.Request().Context(), k.ID, limit)
+	res, err := s.cfg.Registry.AllowRequest(c.Request().Context(), bucket, limit)
 	if err != nil {
 		return err
 	}

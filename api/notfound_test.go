@@ -20,6 +20,7 @@ func webhookOps(id, did string) []struct{ name, method, path string } {
 		{"deliveries", "GET", hook + "/deliveries"},
 		{"delivery", "GET", hook + "/deliveries/" + did},
 		{"retry", "POST", hook + "/deliveries/" + did + "/retry"},
+		{"stats", "GET", hook + "/stats"},
 	}
 }
 

@@ -31,6 +31,8 @@ var (
 func openAPI(t *testing.T) (*openapi3.T, routers.Router) {
 	t.Helper()
 	oaOnce.Do(func() {
+		// The portal's page is HTML: its body is checked as a string.
+		openapi3filter.RegisterBodyDecoder("text/html", openapi3filter.PlainBodyDecoder)
 		oaDoc, oaErr = openapi3.NewLoader().LoadFromData(api.OpenAPI)
 		if oaErr != nil {
 			return
@@ -52,20 +54,28 @@ func openAPI(t *testing.T) (*openapi3.T, routers.Router) {
 func checkOpenAPI(t *testing.T, req *http.Request, status int, header http.Header, body []byte) {
 	t.Helper()
 	doc, router := openAPI(t)
+	head := req.Method == http.MethodHead
+	if head {
+		// HEAD is answered wherever GET is, as GET without the body.
+		req = req.Clone(req.Context())
+		req.Method = http.MethodGet
+	}
 	route, params, err := router.FindRoute(req)
 	if err != nil {
 		if status < 400 {
 			t.Errorf("openapi: %s %s answered %d but the document has no such operation", req.Method, req.URL.Path, status)
 			return
 		}
-		checkErrorSchema(t, doc, req, body)
+		if !head {
+			checkErrorSchema(t, doc, req, body)
+		}
 		return
 	}
 	in := &openapi3filter.ResponseValidationInput{
 		RequestValidationInput: &openapi3filter.RequestValidationInput{Request: req, PathParams: params, Route: route,
 			Options: &openapi3filter.Options{AuthenticationFunc: openapi3filter.NoopAuthenticationFunc}},
 		Status: status, Header: header, Body: io.NopCloser(bytes.NewReader(body)),
-		Options: &openapi3filter.Options{IncludeResponseStatus: true, MultiError: true},
+		Options: &openapi3filter.Options{IncludeResponseStatus: true, MultiError: true, ExcludeResponseBody: head},
 	}
 	if err := openapi3filter.ValidateResponse(t.Context(), in); err != nil {
 		t.Errorf("openapi: %s %s → %d does not match the document: %v\nbody: %.400s", req.Method, req.URL.Path, status, err, body)

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/cert-ix/webhookd/registry"
+	"github.com/cert-ix/webhookd/registry/registrytest"
 )
 
 func TestPatchWebhook(t *testing.T) {
@@ -156,11 +157,11 @@ func recordOutcome(t *testing.T, e *env, tid, eid, did string, gen int, o regist
 	if o != registry.OutcomeSuccess {
 		status = 500
 	}
-	_, err := e.store.RecordAny(t.Context(), registry.AttemptRecord{TenantID: tid,
-		Queued:  registry.Queued{DeliveryID: did, EndpointID: eid, Generation: gen},
-		Attempt: registry.Attempt{Number: 1, StartedAt: time.Now(), DurationMs: 3, StatusCode: status},
-		Outcome: o, NextAttemptAt: time.Now().Add(time.Minute), DisableAfter: disableAfter, MaxAttempts: 10})
+	_, _, err := registrytest.Record(t.Context(), e.store, registrytest.Attempt{TenantID: tid, EndpointID: eid,
+		DeliveryID: did, Generation: gen, Outcome: o,
+		Attempt:       registry.Attempt{Number: 1, StartedAt: time.Now(), DurationMs: 3, StatusCode: status},
+		NextAttemptAt: time.Now().Add(time.Minute), MaxAttempts: 10, Streak: registry.StreakRule{Threshold: disableAfter}})
 	if err != nil {
-		t.Fatalf("RecordAny: %v", err)
+		t.Fatalf("Record: %v", err)
 	}
 }

@@ -102,8 +102,8 @@ func TestDefaultRateLimit(t *testing.T) {
 	assertRateLimited(t, e.do(t, http.MethodGet, "/api/v1/webhooks", key, nil))
 }
 
-// TestRateHeadersOnEveryAuthenticatedResponse covers successes and errors after authentication.
-// Routing errors (unknown route, wrong method) are answered before authentication and carry none.
+// TestRateHeadersOnEveryAuthenticatedResponse covers successes and errors after authentication;
+// TestRoutingErrorsCarryRateHeaders covers unknown routes and wrong methods.
 func TestRateHeadersOnEveryAuthenticatedResponse(t *testing.T) {
 	e := newEnv(t)
 	key, _ := e.newKey(t)

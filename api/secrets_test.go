@@ -11,7 +11,7 @@ func TestGetSecret(t *testing.T) {
 	key, _ := e.newKey(t)
 	created := e.createWebhook(t, key)
 	d := data(t, e.do(t, http.MethodGet, "/api/v1/webhooks/"+created["id"].(string)+"/secret", key, nil), http.StatusOK)
-	assertFields(t, d, "secret", "previousSecret", "previousSecretExpiresAt")
+	assertFields(t, d, "secret", "previousSecret", "previousSecretExpiresAt", "previousSecrets")
 	if d["secret"] != created["secret"] || d["previousSecret"] != nil || d["previousSecretExpiresAt"] != nil {
 		t.Errorf("secret = %v, want the created secret and no previous one", d)
 	}
@@ -41,7 +41,7 @@ func TestRotateSecret(t *testing.T) {
 			after := time.Now().Add(time.Second)
 			got := data(t, e.do(t, http.MethodGet, path+"/secret", key, nil), http.StatusOK)
 			for _, d := range []map[string]any{rot, got} {
-				assertFields(t, d, "secret", "previousSecret", "previousSecretExpiresAt")
+				assertFields(t, d, "secret", "previousSecret", "previousSecretExpiresAt", "previousSecrets")
 				if s := assertSecret(t, d["secret"]); s == created["secret"] {
 					t.Errorf("secret not rotated")
 				}
@@ -64,13 +64,27 @@ func TestRotateSecret(t *testing.T) {
 			}
 		})
 	}
-	t.Run("a second rotation keeps only the latest previous secret", func(t *testing.T) {
+	t.Run("a second rotation keeps every older secret signing", func(t *testing.T) {
 		created := e.createWebhook(t, key)
-		path := "/api/v1/webhooks/" + created["id"].(string) + "/rotate-secret"
-		first := data(t, e.do(t, http.MethodPost, path, key, nil), http.StatusOK)
-		second := data(t, e.do(t, http.MethodPost, path, key, nil), http.StatusOK)
-		if second["previousSecret"] != first["secret"] || second["secret"] == first["secret"] {
-			t.Errorf("after two rotations: %v, want previousSecret = the first rotation's secret", second)
+		path := "/api/v1/webhooks/" + created["id"].(string)
+		first := data(t, e.do(t, http.MethodPost, path+"/rotate-secret", key, map[string]any{"gracePeriodSeconds": 7200}), http.StatusOK)
+		second := data(t, e.do(t, http.MethodPost, path+"/rotate-secret", key, map[string]any{"gracePeriodSeconds": 60}), http.StatusOK)
+		got := data(t, e.do(t, http.MethodGet, path+"/secret", key, nil), http.StatusOK)
+		for _, d := range []map[string]any{second, got} {
+			if d["previousSecret"] != first["secret"] || d["secret"] == first["secret"] {
+				t.Errorf("previousSecret is not the first rotation's secret")
+			}
+			prev, _ := d["previousSecrets"].([]any)
+			if len(prev) != 2 {
+				t.Fatalf("previousSecrets has %d entries, want 2", len(prev))
+			}
+			newest, oldest := prev[0].(map[string]any), prev[1].(map[string]any)
+			if newest["secret"] != first["secret"] || oldest["secret"] != created["secret"] {
+				t.Errorf("previousSecrets are not the first rotation's and the created secret, newest first")
+			}
+			if d := parseTime(t, oldest["expiresAt"]).Sub(parseTime(t, newest["expiresAt"])); d < 7000*time.Second {
+				t.Errorf("the created secret's grace ends %v after the first rotation's, want about 2h-60s", d)
+			}
 		}
 	})
 

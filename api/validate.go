@@ -3,6 +3,7 @@ package api
 import (
 	"net/netip"
 	"net/url"
+	"sort"
 	"strconv"
 	"strings"
 
@@ -13,6 +14,7 @@ import (
 const (
 	maxURLLength   = 2048
 	maxHeaders     = 20
+	maxHeaderName  = 256
 	maxHeaderValue = 2048
 )
 
@@ -127,7 +129,7 @@ func validateEvents(events []string) ([]string, error) {
 	}
 	out := make([]string, 0, len(events))
 	for _, e := range events {
-		if !registry.IsEventType(e) {
+		if !registry.IsSubscribable(e) {
 			return nil, registry.E(registry.CodeInvalidWebhookEvent, e)
 		}
 		if !containsString(out, e) {
@@ -142,22 +144,36 @@ var hopByHop = map[string]bool{
 	"proxy-connection": true, "te": true, "trailer": true, "trailers": true, "transfer-encoding": true, "upgrade": true,
 }
 
-// validateHeaders rejects reserved names (webhook-*, host, content-*, user-agent, hop-by-hop),
-// invalid names or values, more than 20 headers, or values over 2 KiB: INVALID_HEADER naming it.
+// validateHeaders rejects more than 20 headers, reserved names (webhook-*, host, content-*,
+// user-agent, expect, hop-by-hop), invalid names or values, names over 256 characters, values
+// over 2 KiB, and two names that differ only in case (HTTP would send them as one): INVALID_HEADER
+// naming the header. Names are checked in sorted order so the one named does not vary.
 func validateHeaders(h map[string]string) error {
 	if len(h) > maxHeaders {
 		return registry.E(registry.CodeInvalidHeader, "too many headers (at most 20)")
 	}
-	for name, value := range h {
+	names := make([]string, 0, len(h))
+	for name := range h {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	seen := make(map[string]bool, len(h))
+	for _, name := range names {
 		lower := strings.ToLower(name)
-		reserved := strings.HasPrefix(lower, "webhook-") || strings.HasPrefix(lower, "content-") ||
-			lower == "host" || lower == "user-agent" || hopByHop[lower]
-		if reserved || !httpguts.ValidHeaderFieldName(name) || !httpguts.ValidHeaderFieldValue(value) ||
-			len(value) > maxHeaderValue {
+		if reservedHeader(lower) || seen[lower] || len(name) > maxHeaderName || !httpguts.ValidHeaderFieldName(name) ||
+			!httpguts.ValidHeaderFieldValue(h[name]) || len(h[name]) > maxHeaderValue {
 			return registry.E(registry.CodeInvalidHeader, safeName(name))
 		}
+		seen[lower] = true
 	}
 	return nil
+}
+
+// reservedHeader reports whether a lower-case name is set by the delivery itself or would
+// change how HTTP carries it.
+func reservedHeader(lower string) bool {
+	return strings.HasPrefix(lower, "webhook-") || strings.HasPrefix(lower, "content-") ||
+		lower == "host" || lower == "user-agent" || lower == "expect" || hopByHop[lower]
 }
 
 // safeName keeps an invalid header name printable in the error message.

@@ -5,62 +5,106 @@ import (
 	"time"
 
 	"github.com/cert-ix/webhookd/registry"
-	"github.com/cert-ix/webhookd/signing"
 	"github.com/labstack/echo/v4"
 )
+
+// endpointView is an endpoint as every answer shows it: with its effective concurrency, the
+// attempts it may have in flight now (its ceiling, lowered by 429 and 503 answers, 1 during
+// probation), and that ceiling, so that a reader can tell a throttled endpoint from one at
+// full speed.
+type endpointView struct {
+	*registry.Endpoint
+	EffectiveConcurrency int `json:"effectiveConcurrency"`
+	MaxConcurrency       int `json:"maxConcurrency"`
+}
+
+func (s *Server) view(e *registry.Endpoint) endpointView {
+	return endpointView{Endpoint: e, EffectiveConcurrency: e.Concurrency(s.cfg.EndpointConcurrency),
+		MaxConcurrency: s.cfg.EndpointConcurrency}
+}
 
 // createdEndpoint is the create response: the endpoint plus its secret, shown this once
 // (and later only through GET .../secret).
 type createdEndpoint struct {
-	*registry.Endpoint
+	endpointView
 	Secret string `json:"secret"`
 }
+
+// writableFields are the fields a client may set on create and PATCH; everything else an
+// endpoint shows is read-only.
+var writableFields = []string{"url", "events", "description", "headers", "enabled", "ordering", "rateLimitPerSecond"}
+
+const maxDescription = 1024
 
 func (s *Server) createWebhook(c echo.Context) error {
 	o, err := readObject(c)
 	if err != nil {
 		return err
 	}
-	rawURL, err := o.str("url", true)
+	n, err := readNewEndpoint(o)
 	if err != nil {
 		return err
-	}
-	events, _, err := o.strings("events", true)
-	if err != nil {
-		return err
-	}
-	desc, err := o.str("description", false)
-	if err != nil {
-		return err
-	}
-	headers, _, err := o.stringMap("headers")
-	if err != nil {
-		return err
-	}
-	n := registry.NewEndpoint{Headers: headers}
-	if n.URL, err = validateURL(*rawURL); err != nil {
-		return err
-	}
-	if n.Events, err = validateEvents(events); err != nil {
-		return err
-	}
-	if err := validateHeaders(headers); err != nil {
-		return err
-	}
-	if desc != nil {
-		n.Description = *desc
 	}
 	if err := s.probe(c, n.URL); err != nil {
 		return err
 	}
-	if n.Secret, err = signing.NewSecret(); err != nil {
+	if n.Secret, err = s.cfg.NewSecret(); err != nil {
 		return registry.Wrap(registry.CodeInternal, err)
 	}
 	e, err := s.cfg.Registry.CreateEndpoint(c.Request().Context(), tenantID(c), n)
 	if err != nil {
 		return err
 	}
-	return ok(c, http.StatusCreated, createdEndpoint{Endpoint: e, Secret: e.Secret})
+	return ok(c, http.StatusCreated, createdEndpoint{endpointView: s.view(e), Secret: e.Secret})
+}
+
+// readNewEndpoint validates a create body; url and events are required.
+func readNewEndpoint(o object) (registry.NewEndpoint, error) {
+	var n registry.NewEndpoint
+	if err := o.only(writableFields...); err != nil {
+		return n, err
+	}
+	rawURL, err := o.str("url", true)
+	if err != nil {
+		return n, err
+	}
+	events, _, err := o.strings("events", true)
+	if err != nil {
+		return n, err
+	}
+	desc, err := o.text("description", maxDescription)
+	if err != nil {
+		return n, err
+	}
+	if n.Headers, _, err = o.stringMap("headers"); err != nil {
+		return n, err
+	}
+	enabled, err := o.boolean("enabled")
+	if err != nil {
+		return n, err
+	}
+	if ord, err := ordering(o); err != nil {
+		return n, err
+	} else if ord != nil {
+		n.Ordering = *ord
+	}
+	if n.RateLimitPerSecond, _, err = rateLimit(o); err != nil {
+		return n, err
+	}
+	if n.URL, err = validateURL(*rawURL); err != nil {
+		return n, err
+	}
+	if n.Events, err = validateEvents(events); err != nil {
+		return n, err
+	}
+	if err := validateHeaders(n.Headers); err != nil {
+		return n, err
+	}
+	if desc != nil {
+		n.Description = *desc
+	}
+	n.Disabled = enabled != nil && !*enabled
+	return n, nil
 }
 
 func (s *Server) probe(c echo.Context, url string) error {
@@ -77,18 +121,19 @@ func (s *Server) listWebhooks(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	status := c.QueryParam("status")
-	if status != "" && status != registry.StatusActive && status != registry.StatusDisabled {
-		return registry.E(registry.CodeInvalidFieldType, "status", "active|disabled")
+	status, err := statusFilter(c, []string{registry.StatusActive, registry.StatusDisabled})
+	if err != nil {
+		return err
 	}
 	eps, total, err := s.cfg.Registry.ListEndpoints(c.Request().Context(), tenantID(c), status, pg)
 	if err != nil {
 		return err
 	}
-	if eps == nil {
-		eps = []*registry.Endpoint{}
+	views := make([]endpointView, len(eps))
+	for i, e := range eps {
+		views[i] = s.view(e)
 	}
-	return list(c, eps, pg, total)
+	return list(c, views, pg, total)
 }
 
 func (s *Server) getWebhook(c echo.Context) error {
@@ -96,12 +141,12 @@ func (s *Server) getWebhook(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return ok(c, http.StatusOK, e)
+	return ok(c, http.StatusOK, s.view(e))
 }
 
 // patchedEndpoint adds requeuedDeliveries when the patch re-enabled the endpoint.
 type patchedEndpoint struct {
-	*registry.Endpoint
+	endpointView
 	RequeuedDeliveries *int `json:"requeuedDeliveries,omitempty"`
 }
 
@@ -125,28 +170,31 @@ func (s *Server) patchWebhook(c echo.Context) error {
 			return err
 		}
 	}
-	e, err := s.cfg.Registry.UpdateEndpoint(ctx, tid, eid, p)
+	e, err := s.cfg.Deliveries.Update(ctx, tid, eid, p)
 	if err != nil {
 		return err
 	}
-	out := patchedEndpoint{Endpoint: e}
+	var requeued *int
 	switch {
 	case enabled != nil && *enabled:
 		var n int
-		if out.Endpoint, n, err = s.cfg.Deliveries.Enable(ctx, tid, eid); err != nil {
+		if e, n, err = s.cfg.Deliveries.Enable(ctx, tid, eid); err != nil {
 			return err
 		}
-		out.RequeuedDeliveries = &n
+		requeued = &n
 	case enabled != nil && !*enabled:
-		if out.Endpoint, err = s.cfg.Deliveries.Disable(ctx, tid, eid); err != nil {
+		if e, err = s.cfg.Deliveries.Disable(ctx, tid, eid); err != nil {
 			return err
 		}
 	}
-	return ok(c, http.StatusOK, out)
+	return ok(c, http.StatusOK, patchedEndpoint{endpointView: s.view(e), RequeuedDeliveries: requeued})
 }
 
 func (s *Server) readPatch(o object) (registry.EndpointPatch, *bool, error) {
 	var p registry.EndpointPatch
+	if err := o.only(writableFields...); err != nil {
+		return p, nil, err
+	}
 	rawURL, err := o.str("url", false)
 	if err != nil {
 		return p, nil, err
@@ -167,7 +215,7 @@ func (s *Server) readPatch(o object) (registry.EndpointPatch, *bool, error) {
 			return p, nil, err
 		}
 	}
-	if p.Description, err = o.str("description", false); err != nil {
+	if p.Description, err = o.text("description", maxDescription); err != nil {
 		return p, nil, err
 	}
 	if p.Headers, p.HeadersSet, err = o.stringMap("headers"); err != nil {
@@ -176,8 +224,46 @@ func (s *Server) readPatch(o object) (registry.EndpointPatch, *bool, error) {
 	if err := validateHeaders(p.Headers); err != nil {
 		return p, nil, err
 	}
+	if p.Ordering, err = ordering(o); err != nil {
+		return p, nil, err
+	}
+	if p.RateLimitPerSecond, p.RateLimitSet, err = rateLimit(o); err != nil {
+		return p, nil, err
+	}
 	enabled, err := o.boolean("enabled")
 	return p, enabled, err
+}
+
+// maxRateLimit is the highest rateLimitPerSecond an endpoint may have.
+const maxRateLimit = 10000
+
+// rateLimit reads the optional "rateLimitPerSecond": an integer from 1 to 10,000, or null for
+// none; set tells whether the field was there.
+func rateLimit(o object) (limit *int, set bool, err error) {
+	if _, present := o.fields["rateLimitPerSecond"]; !present {
+		return nil, false, nil
+	}
+	if !o.has("rateLimitPerSecond") { // null
+		return nil, true, nil
+	}
+	n, err := o.integer("rateLimitPerSecond")
+	if err != nil || n == nil || *n < 1 || *n > maxRateLimit {
+		return nil, true, registry.E(registry.CodeInvalidFieldType, "rateLimitPerSecond", "integer from 1 to 10000 or null")
+	}
+	v := int(*n)
+	return &v, true, nil
+}
+
+// ordering reads the optional "ordering": "none" or "scan".
+func ordering(o object) (*string, error) {
+	v, err := o.str("ordering", false)
+	if err != nil || v == nil {
+		return nil, err
+	}
+	if *v != registry.OrderingNone && *v != registry.OrderingScan {
+		return nil, registry.E(registry.CodeInvalidFieldType, "ordering", `"none" or "scan"`)
+	}
+	return v, nil
 }
 
 func (s *Server) deleteWebhook(c echo.Context) error {
@@ -187,19 +273,31 @@ func (s *Server) deleteWebhook(c echo.Context) error {
 	return ok(c, http.StatusOK, map[string]any{"id": c.Param("id"), "deleted": true})
 }
 
-// secretView is GET .../secret: the current secret and, during a rotation's grace period,
-// the previous one with the time it stops signing.
+// secretView is GET .../secret: the current secret and the replaced ones that still sign
+// (each until its rotation's grace ends), newest first. previousSecret and
+// previousSecretExpiresAt repeat the newest of them for clients written before there could
+// be several.
 type secretView struct {
-	Secret                  string     `json:"secret"`
-	PreviousSecret          *string    `json:"previousSecret"`
-	PreviousSecretExpiresAt *time.Time `json:"previousSecretExpiresAt"`
+	Secret                  string           `json:"secret"`
+	PreviousSecret          *string          `json:"previousSecret"`
+	PreviousSecretExpiresAt *time.Time       `json:"previousSecretExpiresAt"`
+	PreviousSecrets         []previousSecret `json:"previousSecrets"`
+}
+
+// previousSecret is a replaced secret that still signs until ExpiresAt.
+type previousSecret struct {
+	Secret    string    `json:"secret"`
+	ExpiresAt time.Time `json:"expiresAt"`
 }
 
 func viewSecret(e *registry.Endpoint, now time.Time) secretView {
-	v := secretView{Secret: e.Secret}
-	if e.PrevSecret != "" && now.Before(e.PrevSecretExpiresAt) {
-		prev, exp := e.PrevSecret, e.PrevSecretExpiresAt
-		v.PreviousSecret, v.PreviousSecretExpiresAt = &prev, &exp
+	v := secretView{Secret: e.Secret, PreviousSecrets: []previousSecret{}}
+	for _, p := range e.PreviousSecrets(now) {
+		v.PreviousSecrets = append(v.PreviousSecrets, previousSecret{Secret: p.Secret, ExpiresAt: p.ExpiresAt})
+	}
+	if len(v.PreviousSecrets) > 0 {
+		newest := v.PreviousSecrets[0]
+		v.PreviousSecret, v.PreviousSecretExpiresAt = &newest.Secret, &newest.ExpiresAt
 	}
 	return v
 }
@@ -219,23 +317,24 @@ const (
 
 func (s *Server) rotateSecret(c echo.Context) error {
 	grace := int64(defaultGrace)
-	if c.Request().ContentLength != 0 {
-		o, err := readObject(c)
-		if err != nil {
-			return err
-		}
-		g, err := o.integer("gracePeriodSeconds")
-		if err != nil {
-			return err
-		}
-		if g != nil {
-			if *g < 0 || *g > maxGrace {
-				return registry.E(registry.CodeInvalidFieldType, "gracePeriodSeconds", "integer between 0 and 604800")
-			}
-			grace = *g
-		}
+	o, err := readOptionalObject(c)
+	if err != nil {
+		return err
 	}
-	secret, err := signing.NewSecret()
+	if err := o.only("gracePeriodSeconds"); err != nil {
+		return err
+	}
+	g, err := o.integer("gracePeriodSeconds")
+	if err != nil {
+		return err
+	}
+	if g != nil {
+		if *g < 0 || *g > maxGrace {
+			return registry.E(registry.CodeInvalidFieldType, "gracePeriodSeconds", "integer between 0 and 604800")
+		}
+		grace = *g
+	}
+	secret, err := s.cfg.NewSecret()
 	if err != nil {
 		return registry.Wrap(registry.CodeInternal, err)
 	}

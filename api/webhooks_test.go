@@ -9,12 +9,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cert-ix/webhookd/api"
 	"github.com/google/uuid"
 )
 
 // endpointFields are the fields of an endpoint in every response (SPEC.md).
 var endpointFields = []string{"id", "url", "events", "description", "headers", "enabled", "status",
-	"disabledReason", "disabledAt", "consecutiveFailures", "createdAt", "updatedAt"}
+	"disabledReason", "disabledAt", "consecutiveFailures", "probation", "degraded", "effectiveConcurrency", "maxConcurrency",
+	"rateLimitPerSecond", "ordering", "createdAt", "updatedAt"}
 
 func assertFields(t *testing.T, m map[string]any, want ...string) {
 	t.Helper()
@@ -86,14 +88,6 @@ func TestCreateWebhook(t *testing.T) {
 		}
 		if assertSecret(t, d["secret"]) == first {
 			t.Error("two endpoints got the same secret")
-		}
-	})
-	t.Run("unknown fields are ignored", func(t *testing.T) {
-		r := e.do(t, http.MethodPost, "/api/v1/webhooks", key, map[string]any{"url": url, "events": []string{"scan.failed"},
-			"secret": "whsec_mine", "id": unknownID, "status": "disabled"})
-		d := data(t, r, http.StatusCreated)
-		if d["id"] == unknownID || d["secret"] == "whsec_mine" || d["status"] != "active" {
-			t.Errorf("client-chosen id, secret or status were taken: %v", d)
 		}
 	})
 }
@@ -212,5 +206,62 @@ func TestDeleteWebhook(t *testing.T) {
 	}
 	if d := data(t, e.publish(t, key, "scan.completed"), http.StatusAccepted); d["deliveries"] != float64(1) {
 		t.Errorf("deliveries = %v, want 1: the deleted endpoint is no longer subscribed", d["deliveries"])
+	}
+}
+
+// An endpoint's ordering is "none" unless asked; "scan" is kept and shown, and anything else is
+// refused with the field named.
+func TestEndpointOrdering(t *testing.T) {
+	e := newEnv(t)
+	key, _ := e.newKey(t)
+	if d := e.createWebhook(t, key); d["ordering"] != "none" {
+		t.Errorf("default ordering = %v, want none", d["ordering"])
+	}
+	body := map[string]any{"url": e.hookURL("/x"), "events": []string{"scan.started"}, "ordering": "scan"}
+	d := data(t, e.do(t, http.MethodPost, "/api/v1/webhooks", key, body), http.StatusCreated)
+	if d["ordering"] != "scan" {
+		t.Fatalf("created with ordering scan: %v", d["ordering"])
+	}
+	hook := "/api/v1/webhooks/" + d["id"].(string)
+	assertError(t, e.do(t, http.MethodPatch, hook, key, map[string]any{"ordering": "fifo"}), http.StatusBadRequest,
+		"INVALID_FIELD_TYPE", `Field ordering must be of type "none" or "scan"`)
+	assertError(t, e.do(t, http.MethodPatch, hook, key, map[string]any{"ordering": 1}), http.StatusBadRequest,
+		"INVALID_FIELD_TYPE", "Field ordering must be of type string")
+	if d := data(t, e.do(t, http.MethodPatch, hook, key, map[string]any{"ordering": "none"}), http.StatusOK); d["ordering"] != "none" {
+		t.Errorf("after PATCH ordering none: %v", d["ordering"])
+	}
+	if d := data(t, e.do(t, http.MethodGet, hook, key, nil), http.StatusOK); d["ordering"] != "none" {
+		t.Errorf("GET after PATCH: ordering %v", d["ordering"])
+	}
+}
+
+// An endpoint shows the service's per-endpoint ceiling beside its effective concurrency: equal
+// at full speed, and 1 of the ceiling on probation after a re-enable.
+func TestEndpointConcurrencyCeiling(t *testing.T) {
+	e := newEnv(t, withConfig(func(c *api.Config) { c.EndpointConcurrency = 6 }))
+	key, _ := e.newKey(t)
+	hook := "/api/v1/webhooks/" + e.createWebhook(t, key)["id"].(string)
+	tests := []struct {
+		name       string
+		method     string
+		body       any
+		effective  float64
+		probation  bool
+		maxAllowed float64
+	}{
+		{"new", http.MethodGet, nil, 6, false, 6},
+		{"disabled", http.MethodPatch, map[string]any{"enabled": false}, 6, false, 6},
+		{"re-enabled", http.MethodPatch, map[string]any{"enabled": true}, 1, true, 6},
+		{"read again", http.MethodGet, nil, 1, true, 6},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			d := data(t, e.do(t, tt.method, hook, key, tt.body), http.StatusOK)
+			got := []any{d["effectiveConcurrency"], d["probation"], d["maxConcurrency"]}
+			want := []any{tt.effective, tt.probation, tt.maxAllowed}
+			if !reflect.DeepEqual(got, want) {
+				t.Errorf("effectiveConcurrency, probation, maxConcurrency = %v, want %v", got, want)
+			}
+		})
 	}
 }

@@ -2,125 +2,75 @@ package delivery
 
 import (
 	"context"
-	"encoding/json"
-	"errors"
 	"fmt"
+	"net/http"
 	"time"
 
 	"github.com/cert-ix/webhookd/registry"
 	"github.com/cert-ix/webhookd/signing"
-	"github.com/hibiken/asynq"
 )
 
-// handleDeliver makes one attempt of one delivery run. It never sleeps or loops: a failed
-// attempt returns a *RetryError and asynq schedules the next one. When Redis cannot be reached
-// (reading the delivery, or recording the attempt) it returns an *OutageError: nothing was
-// recorded, so the run's attempt budget and the endpoint's failure streak stay as they were,
-// and asynq runs the task again shortly without counting a retry.
-func (w *Worker) handleDeliver(ctx context.Context, t *asynq.Task) error {
-	return asOutage(w.deliver(ctx, t))
-}
-
-func (w *Worker) deliver(ctx context.Context, t *asynq.Task) error {
-	var p deliverPayload
-	if err := json.Unmarshal(t.Payload(), &p); err != nil {
-		return fmt.Errorf("bad delivery payload: %w: %w", err, asynq.SkipRetry)
+// attempt makes the one attempt every delivery attempt goes through (first try, retry, manual
+// retry, re-enable, test ping), in three phases: prepare (sign), send, judge (classify and
+// decide what follows). Its result is recorded with the rest of its drain's batch by
+// registry.Store.Finish.
+func (w *Worker) attempt(ctx context.Context, e *registry.Endpoint, it registry.QueueItem) registry.Outcome {
+	if len(it.Body) == 0 {
+		return judged(it, nil, Outcome{Kind: Expired}, w.cfg.Policy.Decide(it.Run+1, Outcome{Kind: Expired}, w.cfg.Store.Now()))
 	}
-	q := p.queued()
-	ac, err := w.cfg.Store.LoadAttempt(ctx, p.TenantID, q, p.EventID)
-	if err != nil {
-		return err
-	}
-	d, e := ac.Delivery, ac.Endpoint
-	if d == nil || e == nil || d.Generation != q.Generation ||
-		(d.Status != registry.DeliveryPending && d.Status != registry.DeliveryRetrying) {
-		return nil // gone, deleted endpoint, superseded run or already finished
-	}
-	if !e.Enabled {
-		res, err := w.cfg.Store.HoldDelivery(ctx, p.TenantID, q)
-		if err != nil {
-			return err
-		}
-		if res == "active" {
-			// Re-enabled between the read and the hold: asynq runs the task again shortly.
-			return errors.New("endpoint was re-enabled while its delivery was being held")
-		}
-		return nil
-	}
-	ev := ac.Event
-	if ev == nil {
-		if ev, err = w.cfg.Store.Event(ctx, p.TenantID, d.EventID); err != nil {
-			if registry.CodeOf(err) == registry.CodeNotFound {
-				w.log.WarnContext(ctx, "event expired before delivery", "deliveryId", d.ID, "eventId", d.EventID)
-				return nil
-			}
-			return err
-		}
-	}
-	release, ok := w.slots.acquire(ctx, e.ID, slotWait)
-	if !ok {
-		if w.cfg.Observer != nil {
-			w.cfg.Observer.Deferred()
-		}
-		return busyRetry()
-	}
-	defer release()
-	if !w.takeSlot(ctx) {
-		return busyRetry()
-	}
-	defer w.freeSlot()
-	return w.attempt(ctx, p.TenantID, q, d, e, ev)
-}
-
-// send signs and sends one attempt of an event to an endpoint and classifies the answer.
-func (w *Worker) send(ctx context.Context, e *registry.Endpoint, evid string, body []byte) (time.Time, Result, Outcome) {
 	started := w.cfg.Store.Now()
-	ks, err := keys(e, started)
-	if err != nil {
-		res := Result{Err: fmt.Errorf("endpoint %s has an unusable signing secret", e.ID)}
-		return started, res, Outcome{Kind: Failure}
+	req, err := w.prepare(e, it, started)
+	res := Result{Err: err}
+	if err == nil {
+		res = Send(ctx, w.cfg.Client, req, w.cfg.AttemptTimeout)
 	}
-	h := signing.Headers(ks, evid, started, body)
+	return w.judge(it, started, res, w.cfg.Store.Now())
+}
+
+// prepare builds the signed request of one attempt made at now.
+func (w *Worker) prepare(e *registry.Endpoint, it registry.QueueItem, now time.Time) (Request, error) {
+	ks, err := keys(e, now)
+	if err != nil {
+		return Request{}, fmt.Errorf("endpoint %s has an unusable signing secret", e.ID)
+	}
+	h := signing.Headers(ks, it.EventID, now, it.Body)
 	for k, v := range e.Headers {
 		h.Set(k, v)
 	}
 	h.Set("Content-Type", "application/json")
 	h.Set("User-Agent", w.cfg.UserAgent)
-	res := Send(ctx, w.cfg.Client, Request{URL: e.URL, Header: h, Body: body}, w.cfg.AttemptTimeout)
-	return started, res, Classify(res.StatusCode, res.Header, res.Err, w.cfg.Store.Now())
+	return Request{URL: e.URL, Header: h, Body: it.Body}, nil
 }
 
-func (w *Worker) attempt(ctx context.Context, tid string, q registry.Queued, d *registry.Delivery,
-	e *registry.Endpoint, ev *registry.Event) error {
-	started, res, out := w.send(ctx, e, ev.ID, ev.Body)
-	delay := w.cfg.Policy.Next(d.RunAttempts, out.RetryAfter)
-	rec := registry.AttemptRecord{
-		TenantID: tid, Queued: q, Outcome: outcomeOf(out.Kind), NextAttemptAt: started.Add(res.Duration + delay),
-		DisableAfter: w.cfg.DisableAfter, DisableMinWindow: w.cfg.DisableMinWindow, MaxAttempts: w.cfg.Policy.MaxAttempts,
-		Attempt: registry.Attempt{Number: d.AttemptCount + 1, StartedAt: started.UTC(), DurationMs: res.Duration.Milliseconds(),
-			StatusCode: res.StatusCode, Error: attemptError(res), ResponseBody: string(res.Body)},
-	}
-	r, err := w.cfg.Store.RecordAttempt(context.WithoutCancel(ctx), rec)
-	w.logAttempt(ctx, tid, e, ev, rec, r, err)
-	if err != nil {
-		return err
-	}
-	if r.Status == registry.DeliveryRetrying {
-		return &RetryError{Delay: delay, Throttled: out.Kind == Throttled}
-	}
-	return nil
+// judge classifies the result of an attempt started at started (now is the clock for a
+// Retry-After date) and decides what follows for its delivery.
+func (w *Worker) judge(it registry.QueueItem, started time.Time, res Result, now time.Time) registry.Outcome {
+	o := Classify(res.StatusCode, res.Header, res.Err, now)
+	// Number 1 is right for a delivery's first attempt; Finish numbers later ones in its log.
+	att := &registry.Attempt{Number: 1, StartedAt: started.UTC(), DurationMs: res.Duration.Milliseconds(),
+		StatusCode: res.StatusCode, Error: attemptError(res), ResponseBody: string(res.Body)}
+	out := judged(it, att, o, w.cfg.Policy.Decide(it.Run+1, o, started.Add(res.Duration)))
+	out.Backoff = res.StatusCode == http.StatusTooManyRequests || res.StatusCode == http.StatusServiceUnavailable
+	return out
 }
 
-func outcomeOf(k OutcomeKind) registry.AttemptOutcome {
-	switch k {
-	case Success:
-		return registry.OutcomeSuccess
-	case Gone:
-		return registry.OutcomeGone
-	case Throttled:
-		return registry.OutcomeThrottled
+func judged(it registry.QueueItem, att *registry.Attempt, o Outcome, st Step) registry.Outcome {
+	return registry.Outcome{Item: it, Outcome: registry.AttemptOutcome(o.Kind.String()), Attempt: att,
+		Status: st.Status, NextAttemptAt: st.NextAttemptAt, Disable: st.Disable}
+}
+
+// keys parses the endpoint's signing secrets valid now.
+func keys(e *registry.Endpoint, now time.Time) ([]signing.Key, error) {
+	secrets := e.SigningSecrets(now)
+	out := make([]signing.Key, 0, len(secrets))
+	for _, s := range secrets {
+		k, err := signing.ParseSecret(s)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, k)
 	}
-	return registry.OutcomeFailure
+	return out, nil
 }
 
 func attemptError(res Result) string {
@@ -135,32 +85,41 @@ func attemptError(res Result) string {
 	return ""
 }
 
-// logAttempt writes the one line per attempt: ids, number, status, duration; never the URL,
-// a header value, a secret or a signature.
-func (w *Worker) logAttempt(ctx context.Context, tid string, e *registry.Endpoint, ev *registry.Event,
-	rec registry.AttemptRecord, r registry.Recorded, err error) {
-	attrs := []any{"tenantId", tid, "endpointId", e.ID, "eventId", ev.ID, "deliveryId", rec.Queued.DeliveryID,
-		"attempt", rec.Attempt.Number, "statusCode", rec.Attempt.StatusCode, "outcome", string(rec.Outcome),
-		"durationMs", rec.Attempt.DurationMs, "deliveryStatus", r.Status}
-	if rec.Attempt.Error != "" {
-		attrs = append(attrs, "error", rec.Attempt.Error)
-	}
-	if err != nil {
-		attrs = append(attrs, "recordError", err.Error())
-	}
-	w.log.InfoContext(ctx, "delivery attempt", attrs...)
-	reason := ""
-	if r.Disabled {
-		reason = registry.ReasonConsecutiveFailures
-		if rec.Outcome == registry.OutcomeGone {
-			reason = registry.ReasonGone
+// report writes the one log line per attempt (ids, number, status, duration; never the URL, a
+// header value, a secret or a signature) and tells the observer. The disable line and metric
+// come from what Finish did, never from a guess.
+func (w *Worker) report(ctx context.Context, tid, eid string, outs []registry.Outcome, fin registry.Finished, err error) {
+	for i, o := range outs {
+		if o.Attempt == nil {
+			w.log.WarnContext(ctx, "event expired before delivery", "tenantId", tid, "endpointId", eid,
+				"deliveryId", o.Item.DeliveryID, "eventId", o.Item.EventID)
+			continue
 		}
-		w.log.WarnContext(ctx, "endpoint disabled", "tenantId", tid, "endpointId", e.ID, "reason", reason)
+		attrs := []any{"tenantId", tid, "endpointId", eid, "eventId", o.Item.EventID, "deliveryId", o.Item.DeliveryID,
+			"attempt", o.Item.Run + 1, "statusCode", o.Attempt.StatusCode, "outcome", string(o.Outcome),
+			"durationMs", o.Attempt.DurationMs}
+		if err == nil {
+			attrs = append(attrs, "deliveryStatus", fin.Statuses[i])
+		} else {
+			attrs = append(attrs, "recordError", err.Error())
+		}
+		if o.Attempt.Error != "" {
+			attrs = append(attrs, "error", o.Attempt.Error)
+		}
+		w.log.InfoContext(ctx, "delivery attempt", attrs...)
+		if w.cfg.Observer != nil {
+			w.cfg.Observer.Attempt(string(o.Outcome), time.Duration(o.Attempt.DurationMs)*time.Millisecond)
+		}
 	}
+	if err == nil && w.cfg.Observer != nil {
+		w.cfg.Observer.Concurrency(eid, fin.Concurrency, w.cfg.EndpointConcurrency)
+	}
+	if fin.DisabledReason == "" {
+		return
+	}
+	w.log.WarnContext(ctx, "endpoint disabled", "tenantId", tid, "endpointId", eid, "reason", fin.DisabledReason,
+		"deliveryId", fin.DisabledBy)
 	if w.cfg.Observer != nil {
-		w.cfg.Observer.Attempt(string(rec.Outcome), time.Duration(rec.Attempt.DurationMs)*time.Millisecond)
-		if reason != "" {
-			w.cfg.Observer.Disabled(reason)
-		}
+		w.cfg.Observer.Disabled(fin.DisabledReason)
 	}
 }

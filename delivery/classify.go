@@ -24,6 +24,8 @@ const (
 	Gone
 	// Throttled is 429 or 503 with a usable Retry-After: retry no sooner than asked.
 	Throttled
+	// Expired means nothing was sent: the event expired before its delivery's attempt.
+	Expired
 )
 
 // String returns the kind's lower-case name, as stored in delivery logs.
@@ -37,6 +39,8 @@ func (k OutcomeKind) String() string {
 		return "gone"
 	case Throttled:
 		return "throttled"
+	case Expired:
+		return "expired"
 	}
 	return fmt.Sprintf("OutcomeKind(%d)", int(k))
 }

@@ -11,179 +11,314 @@ import (
 	"github.com/hibiken/asynq"
 )
 
-// A delivery's first attempt is made by its endpoint's drain: one asynq task per endpoint at a
-// time (it holds a lease on the endpoint's queue) that takes the queued deliveries a batch at a
-// time, sends up to EndpointConcurrency of them at once and records each batch of outcomes in
-// one step. A failed first attempt becomes a retry task of its own (handleDeliver), so retries
-// keep their per-delivery backoff while the hot path costs one task per endpoint, not one per
-// delivery.
+// Every attempt is made by its endpoint's drain: one asynq task per endpoint at a time (it
+// holds a lease on the endpoint's queue) that takes the queued deliveries a batch at a time,
+// sends up to EndpointConcurrency of them at once and records each batch of outcomes in one
+// step. A delivery is queued when it is published, when its retry timer fires, and when it is
+// retried by hand or its endpoint re-enabled.
 const (
 	// drainBudget is how long one drain task runs by default before it hands the queue to a
 	// successor task, so that a busy endpoint takes its turn on the task queue like any other.
 	drainBudget = 10 * time.Second
-	// drainRenew is how often a drain renews its lease (registry.DrainLease).
+	// drainRenew is how often a drain renews its lease (registry.DrainLease); drainTick is how
+	// often it looks at the clock, and fills a place its neighbours left free.
 	drainRenew = time.Second
+	drainTick  = drainRenew / 4
 	// drainBatch is how many free places a busy drain waits for before it takes more, and how
 	// many outcomes it collects (for at most finishWait) before it records them.
-	drainBatch = 8
+	drainBatch = 16
 	finishWait = 2 * time.Millisecond
-	// A batch whose recording meets a Redis outage is tried again every recordRetry for up to
-	// recordPatience; past that the drain fails and its unrecorded deliveries are sent again.
-	recordRetry    = 250 * time.Millisecond
-	recordPatience = 30 * time.Second
+	// While Redis is out of reach a drain tries again every drainTick for up to drainPatience:
+	// attempts already made are recorded late rather than made again, and the queue is worked
+	// on as soon as Redis answers. Past that the drain fails and asynq runs it again.
+	drainPatience = 30 * time.Second
 )
-
-// sent is what one send of a drain ended with; skipped means nothing was sent (the endpoint's
-// slot did not come free) and the delivery stays queued. A sent attempt keeps its worker slot
-// until its outcome is recorded, so that a worker never has more attempts made but not
-// recorded (what a crash repeats) than its concurrency.
-type sent struct {
-	registry.Sent
-	skipped bool
-}
 
 func (w *Worker) handleDrain(ctx context.Context, t *asynq.Task) error {
 	var p drainPayload
 	if err := json.Unmarshal(t.Payload(), &p); err != nil {
 		return fmt.Errorf("bad drain payload: %w: %w", err, asynq.SkipRetry)
 	}
-	return asOutage(w.drain(ctx, p.TenantID, registry.Drain{EndpointID: p.EndpointID, N: p.N}))
+	d := w.newDrain(p.TenantID, registry.Drain{EndpointID: p.EndpointID, N: p.N})
+	return asOutage(d.run(ctx))
 }
 
-// drain works an endpoint's queue until it is empty (the drain then ends), the budget is spent
-// or the worker stops (the queue then passes to a successor task), or the lease is lost. When
-// Redis fails it returns the error and asynq runs the drain again: deliveries whose outcome
-// was not recorded stay queued and are sent again.
-//
-// Sending and recording overlap: while one batch of outcomes is being recorded, the drain
-// keeps taking and sending. A delivery stays in the drain's skip set from the moment it is
-// taken until its outcome is recorded (it is still at the head of the queue until then).
-func (w *Worker) drain(ctx context.Context, tid string, d registry.Drain) error {
-	st := w.cfg.Store
-	window := w.cfg.EndpointConcurrency
-	held := make(map[string]bool, 2*window) // taken and not yet recorded: sending or recording
-	sending := 0
-	results := make(chan sent, window)
-	recorded := make(chan error, 1)
-	var batch []sent
-	var recording []sent // the batch being recorded, nil when none is
-	var flush <-chan time.Time
-	deadline := time.Now().Add(w.cfg.DrainBudget)
-	renewAt := time.Now()
-	taking, lost, handoff := true, false, false
-	// A busy drain takes when minTake places are free, so that one take serves several; a
-	// place left free longer (its neighbours hang) is filled at the next tick.
-	minTake := max(1, min(drainBatch, window/2))
-	tick := false
-	var failed error
-	stopping := w.stopping
-	renewTick := time.NewTicker(drainRenew / 4) // also the tick that fills lingering free places
-	defer renewTick.Stop()
-	stop := func(err error) {
-		taking = false
-		if err != nil && failed == nil {
-			failed = err
-		}
-	}
+// sent is what one send of a drain ended with; skipped means nothing was sent (the worker
+// stopped before a slot came free) and the delivery stays queued. A sent attempt keeps its
+// worker slot until its outcome is recorded, so that a worker never has more attempts made
+// but not recorded (what a crash repeats) than its concurrency.
+type sent struct {
+	registry.Outcome
+	skipped bool
+}
+
+// drain works one endpoint's queue until it is empty (the drain then ends), its budget is
+// spent or the worker stops (the queue then passes to a successor task), or its lease is lost.
+// Sending and recording overlap: while one batch of outcomes is recorded, it keeps taking and
+// sending. A delivery is in held from the moment it is taken until its outcome is recorded
+// (it is still at the head of the queue until then, and must not be taken twice).
+type drain struct {
+	w   *Worker
+	tid string
+	d   registry.Drain
+	now func() time.Time
+
+	held      map[string]bool
+	sending   int
+	results   chan sent
+	batch     []sent // collected, not yet recording
+	recording []sent // being recorded; nil when none is
+	recorded  chan error
+	flush     <-chan time.Time
+
+	deadline, renewAt time.Time
+	// outageSince is when Redis stopped answering; zero while it answers.
+	outageSince time.Time
+	// ep is the endpoint as the last take read it: its concurrency and rate limit; nil before.
+	ep *registry.Endpoint
+	// rateWait fires when the endpoint's rate limit allows the next attempt; nil unless waiting.
+	rateWait            <-chan time.Time
+	taking, ended, lost bool
+	handoff             bool
+	tick                bool
+	failed              error
+}
+
+func (w *Worker) newDrain(tid string, d registry.Drain) *drain {
+	now := w.cfg.Clock()
+	return &drain{w: w, tid: tid, d: d, now: w.cfg.Clock, held: make(map[string]bool, 2*w.cfg.EndpointConcurrency),
+		results: make(chan sent, w.cfg.EndpointConcurrency), recorded: make(chan error, 1),
+		deadline: now.Add(w.cfg.DrainBudget), renewAt: now, taking: true}
+}
+
+func (r *drain) run(ctx context.Context) error {
+	tick := time.NewTicker(drainTick)
+	defer tick.Stop()
+	stopping := r.w.stopping
 	for {
-		if taking && time.Now().After(deadline) {
-			taking, handoff = false, true
+		if r.taking && !r.now().Before(r.deadline) {
+			r.taking, r.handoff = false, true
 		}
-		free := window - sending
-		if taking && (len(held) == 0 || free >= minTake || (free > 0 && tick)) {
-			tick = false
-			renew := !time.Now().Before(renewAt)
-			items, ep, err := st.Take(ctx, registry.TakeRequest{TenantID: tid, EndpointID: d.EndpointID, N: d.N,
-				Limit: free, Skip: keysOf(held), Renew: renew, EndIfEmpty: len(held) == 0})
-			switch {
-			case errors.Is(err, registry.ErrDrainEnded):
-				return nil
-			case errors.Is(err, registry.ErrDrainLost):
-				stop(nil)
-				lost = true
-			case err != nil:
-				stop(err)
-			case ep == nil && len(items) > 0:
-				stop(nil) // deleted
-			case len(items) > 0 && !ep.Enabled:
-				// Disabling holds the queue in the same step, so this is a race with a re-enable.
-				stop(errors.New("endpoint is disabled but has deliveries queued"))
-			default:
-				if renew {
-					renewAt = time.Now().Add(drainRenew)
-				}
-				for _, it := range items {
-					held[it.DeliveryID] = true
-					sending++
-					go w.sendQueued(ctx, tid, ep, it, results)
-				}
-			}
+		if r.wantTake() {
+			r.take(ctx)
 		}
-		if len(held) == 0 {
-			if taking {
-				continue
-			}
+		if len(r.held) == 0 && !r.taking {
 			break
 		}
-		// Record the batch when it is full, when its wait is over, or when nothing else will
-		// come soon; one batch at a time.
-		if recording == nil && len(batch) > 0 && (len(batch) >= drainBatch || sending == 0 || !taking || flush == nil) {
-			if flush == nil && len(batch) < drainBatch && sending > 0 && taking {
-				flush = time.After(finishWait)
-			} else {
-				recording, batch, flush = batch, nil, nil
-				go func(b []sent) { recorded <- w.finish(ctx, tid, d.EndpointID, b) }(recording)
-			}
-		}
+		r.maybeFlush(ctx)
 		select {
-		case r := <-results:
-			sending--
-			if r.skipped {
-				delete(held, r.Item.DeliveryID)
-			} else {
-				batch = append(batch, r)
-			}
-		case err := <-recorded:
-			for _, r := range recording {
-				delete(held, r.Item.DeliveryID)
-			}
-			recording = nil
-			if err != nil {
-				stop(err)
-			}
-		case <-flush:
-			flush = nil
-			if recording == nil && len(batch) > 0 {
-				recording, batch = batch, nil
-				go func(b []sent) { recorded <- w.finish(ctx, tid, d.EndpointID, b) }(recording)
-			}
-		case <-renewTick.C:
-			tick = true
-			if time.Now().Before(renewAt) {
-				continue
-			}
-			if _, _, err := st.Take(ctx, registry.TakeRequest{TenantID: tid, EndpointID: d.EndpointID, N: d.N,
-				Renew: true}); errors.Is(err, registry.ErrDrainLost) {
-				stop(nil)
-				lost = true
-			} else if err != nil {
-				stop(err)
-			}
-			renewAt = time.Now().Add(drainRenew)
+		case s := <-r.results:
+			r.collect(s)
+		case err := <-r.recorded:
+			r.recordedBatch(err)
+		case <-r.flush:
+			r.flush = nil
+			r.startRecording(ctx)
+		case <-tick.C:
+			r.tick = true
+			r.renew(ctx)
+		case <-r.rateWait:
+			r.rateWait = nil
 		case <-stopping:
 			stopping = nil
-			if taking {
-				taking, handoff = false, true
+			if r.taking {
+				r.taking, r.handoff = false, true
 			}
 		}
 	}
-	if failed != nil {
-		return failed
+	return r.end(ctx)
+}
+
+// wantTake reports whether to take now: always when nothing is in flight, else when enough
+// places are free that one take serves several (minTake), or at a tick when any place is (its
+// neighbours hang). During an outage it waits for the next tick. During probation it takes
+// only once the last outcome is recorded: a failure there disables the endpoint, and the next
+// delivery must find it disabled, not be sent.
+func (r *drain) wantTake() bool {
+	switch {
+	case !r.taking || r.rateWait != nil:
+		return false
+	case !r.outageSince.IsZero():
+		return r.tick
+	case r.ep != nil && r.ep.Probation:
+		return len(r.held) == 0
 	}
-	if lost || !handoff {
+	window := r.window()
+	free := window - r.sending
+	minTake := max(1, min(drainBatch, window/2))
+	return len(r.held) == 0 || free >= minTake || (free > 0 && r.tick)
+}
+
+// window is how many attempts the endpoint may have in flight: its effective concurrency (1
+// during probation), read at every take; 1 until the first take has read it.
+func (r *drain) window() int {
+	if r.ep == nil {
+		return 1
+	}
+	return r.ep.Concurrency(r.w.cfg.EndpointConcurrency)
+}
+
+func (r *drain) take(ctx context.Context) {
+	r.tick = false
+	renew := !r.now().Before(r.renewAt)
+	items, ep, err := r.w.cfg.Store.Take(ctx, registry.TakeRequest{TenantID: r.tid, EndpointID: r.d.EndpointID,
+		N: r.d.N, Limit: max(r.window()-r.sending, 0), Skip: keysOf(r.held), Renew: renew,
+		EndIfEmpty: len(r.held) == 0})
+	if r.redisFailed(err) {
+		return
+	}
+	switch {
+	case errors.Is(err, registry.ErrDrainEnded):
+		r.taking, r.ended = false, true
+	case errors.Is(err, registry.ErrDrainLost):
+		r.taking, r.lost = false, true
+	case err != nil:
+		r.stop(err)
+	case ep == nil && len(items) > 0:
+		r.taking = false // the endpoint was deleted
+	case len(items) > 0 && !ep.Enabled:
+		// Disabling holds the queue in the same step, so this is a race with a re-enable.
+		r.stop(errors.New("endpoint is disabled but has deliveries queued"))
+	default:
+		if renew {
+			r.renewAt = r.now().Add(drainRenew)
+		}
+		r.ep = ep
+		// The take asked for what the last take's window left free; a batch recorded since may
+		// have lowered it (a 429): what no longer fits stays queued.
+		items = items[:min(len(items), max(r.window()-r.sending, 0))]
+		for _, it := range r.allowed(ctx, items) {
+			r.held[it.DeliveryID] = true
+			r.sending++
+			go r.send(ctx, ep, it)
+		}
+	}
+}
+
+// allowed is as many of the taken items as the endpoint's rate limit lets go now (all when it
+// has none); the rest stay queued, and the drain waits for the limit before it takes again.
+// Waiting costs no attempt.
+func (r *drain) allowed(ctx context.Context, items []registry.QueueItem) []registry.QueueItem {
+	if r.ep == nil || r.ep.RateLimitPerSecond == nil || len(items) == 0 {
+		return items
+	}
+	n, wait, err := r.w.cfg.Store.AllowAttempts(ctx, r.tid, r.d.EndpointID, *r.ep.RateLimitPerSecond, len(items))
+	if err != nil {
+		r.redisFailed(err)
+		return nil
+	}
+	if n == 0 {
+		r.rateWait = time.After(max(wait, time.Millisecond))
+	}
+	return items[:n]
+}
+
+// send makes one attempt within the worker's concurrency and reports how it ended. An expired
+// event sends nothing, so it takes no slot (finish frees one only for an attempt made).
+func (r *drain) send(ctx context.Context, e *registry.Endpoint, it registry.QueueItem) {
+	if len(it.Body) > 0 && !r.w.takeSlot(ctx) {
+		r.results <- sent{Outcome: registry.Outcome{Item: it}, skipped: true}
+		return
+	}
+	r.results <- sent{Outcome: r.w.attempt(ctx, e, it)}
+}
+
+func (r *drain) collect(s sent) {
+	r.sending--
+	if s.skipped {
+		delete(r.held, s.Item.DeliveryID)
+		return
+	}
+	r.batch = append(r.batch, s)
+}
+
+// maybeFlush records the batch when it is full, or when nothing else will come soon (nothing
+// in flight, no more taking); else it waits finishWait for more. One batch at a time.
+func (r *drain) maybeFlush(ctx context.Context) {
+	if r.recording != nil || len(r.batch) == 0 {
+		return
+	}
+	if len(r.batch) >= drainBatch || r.sending == 0 || !r.taking {
+		r.flush = nil
+		r.startRecording(ctx)
+	} else if r.flush == nil {
+		r.flush = time.After(finishWait)
+	}
+}
+
+func (r *drain) startRecording(ctx context.Context) {
+	if r.recording != nil || len(r.batch) == 0 {
+		return
+	}
+	r.recording, r.batch = r.batch, nil
+	go func(b []sent) { r.recorded <- r.w.finish(ctx, r.tid, r.d.EndpointID, b) }(r.recording)
+}
+
+func (r *drain) recordedBatch(err error) {
+	for _, s := range r.recording {
+		delete(r.held, s.Item.DeliveryID)
+	}
+	r.recording = nil
+	if err != nil {
+		r.stop(err)
+	}
+}
+
+// renew renews the lease when it is due (a take renews it too).
+func (r *drain) renew(ctx context.Context) {
+	if r.lost || r.now().Before(r.renewAt) {
+		return
+	}
+	_, _, err := r.w.cfg.Store.Take(ctx, registry.TakeRequest{TenantID: r.tid, EndpointID: r.d.EndpointID,
+		N: r.d.N, Renew: true})
+	if r.redisFailed(err) {
+		return
+	}
+	switch {
+	case errors.Is(err, registry.ErrDrainLost):
+		r.taking, r.lost = false, true
+	case err != nil:
+		r.stop(err)
+	default:
+		r.renewAt = r.now().Add(drainRenew)
+	}
+}
+
+// redisFailed tracks outages: it reports whether err is one the drain rides out (it then
+// tries again at the next tick), and stops the drain once the outage outlasts drainPatience.
+func (r *drain) redisFailed(err error) bool {
+	if err == nil || !IsOutage(err) {
+		r.outageSince = time.Time{}
+		return false
+	}
+	if r.outageSince.IsZero() {
+		r.outageSince = r.now()
+	}
+	if r.now().Sub(r.outageSince) > drainPatience {
+		r.stop(err)
+	}
+	return true
+}
+
+func (r *drain) stop(err error) {
+	r.taking = false
+	if err != nil && r.failed == nil {
+		r.failed = err
+	}
+}
+
+// end ends the drain, or hands its queue to a successor, riding out an outage as the rest of
+// the drain does. When Redis failed for longer it returns the error and asynq runs the drain
+// again: deliveries whose outcome was not recorded stay queued and are sent again.
+func (r *drain) end(ctx context.Context) error {
+	if r.failed != nil || r.ended {
+		return r.failed
+	}
+	tid := r.tid
+	if r.lost || !r.handoff {
 		// Ends the drain, or (lost) clears its outbox entry: whoever holds the lease now works
 		// the queue. Something queued meanwhile ("more") goes to a successor.
-		res, _, err := st.EndDrain(ctx, tid, d, false)
+		res, _, err := r.endDrain(ctx, false)
 		if errors.Is(err, registry.ErrDrainLost) || (err == nil && res == "ended") {
 			return nil
 		}
@@ -191,18 +326,31 @@ func (w *Worker) drain(ctx context.Context, tid string, d registry.Drain) error 
 			return err
 		}
 	}
-	_, next, err := st.EndDrain(context.WithoutCancel(ctx), tid, d, true)
+	_, next, err := r.endDrain(ctx, true)
 	if errors.Is(err, registry.ErrDrainLost) {
 		return nil
 	}
 	if err != nil {
 		return err
 	}
-	if err := w.q.drain(context.WithoutCancel(ctx), tid, *next); err != nil {
-		w.log.WarnContext(ctx, "queueing the next drain failed; the outbox sweeper will", "tenantId", tid,
-			"endpointId", d.EndpointID, "error", err.Error())
+	if err := r.w.q.drain(context.WithoutCancel(ctx), tid, *next); err != nil {
+		r.w.log.WarnContext(ctx, "queueing the next drain failed; the outbox sweeper will", "tenantId", tid,
+			"endpointId", r.d.EndpointID, "error", err.Error())
 	}
 	return nil
+}
+
+// endDrain is Store.EndDrain, patiently.
+func (r *drain) endDrain(ctx context.Context, handoff bool) (string, *registry.Drain, error) {
+	type ended struct {
+		res  string
+		next *registry.Drain
+	}
+	e, err := patiently(ctx, func() (ended, error) {
+		res, next, err := r.w.cfg.Store.EndDrain(context.WithoutCancel(ctx), r.tid, r.d, handoff)
+		return ended{res, next}, err
+	})
+	return e.res, e.next, err
 }
 
 func keysOf(m map[string]bool) []string {
@@ -213,96 +361,60 @@ func keysOf(m map[string]bool) []string {
 	return out
 }
 
-// sendQueued makes the attempt of one queued delivery, within the endpoint's cap and the
-// worker's concurrency, and reports how it ended.
-func (w *Worker) sendQueued(ctx context.Context, tid string, e *registry.Endpoint, it registry.QueueItem, out chan<- sent) {
-	if len(it.Body) == 0 {
-		out <- sent{Sent: registry.Sent{Item: it, Outcome: registry.OutcomeExpired}}
-		return
-	}
-	release, ok := w.slots.acquire(ctx, e.ID, w.cfg.AttemptTimeout)
-	if !ok {
-		out <- sent{Sent: registry.Sent{Item: it}, skipped: true}
-		return
-	}
-	defer release()
-	if !w.takeSlot(ctx) {
-		out <- sent{Sent: registry.Sent{Item: it}, skipped: true}
-		return
-	}
-	started, res, o := w.send(ctx, e, it.EventID, it.Body)
-	delay := w.cfg.Policy.Next(0, o.RetryAfter)
-	next := started.Add(res.Duration + delay)
-	next = next.Add(toWholeSecond(next, 0))
-	out <- sent{Sent: registry.Sent{Item: it, Outcome: outcomeOf(o.Kind), NextAttemptAt: next,
-		Attempt: &registry.Attempt{Number: 1, StartedAt: started.UTC(), DurationMs: res.Duration.Milliseconds(),
-			StatusCode: res.StatusCode, Error: attemptError(res), ResponseBody: string(res.Body)}}}
-}
-
-// recordBatch records a batch, and while Redis is out of reach keeps trying for up to
-// recordPatience: attempts already made are recorded late rather than made again.
-func (w *Worker) recordBatch(ctx context.Context, req registry.FinishRequest) (registry.Finished, error) {
-	give := time.Now().Add(recordPatience)
-	for {
-		fin, err := w.cfg.Store.Finish(context.WithoutCancel(ctx), req)
-		if err == nil || !IsOutage(err) || time.Now().After(give) {
-			return fin, err
-		}
-		select {
-		case <-time.After(recordRetry):
-		case <-ctx.Done():
-			return fin, err
-		}
-	}
-}
-
-// finish records a batch of outcomes, then queues the retry task of each delivery that has
-// retries left (recorded in the outbox until queued).
+// finish records a batch of outcomes (see recordBatch), reports them, and queues the retry
+// timer of each delivery left retrying (its outbox entry stays until it fires).
 func (w *Worker) finish(ctx context.Context, tid, eid string, batch []sent) error {
-	req := registry.FinishRequest{TenantID: tid, EndpointID: eid, DisableAfter: w.cfg.DisableAfter,
-		DisableMinWindow: w.cfg.DisableMinWindow, MaxAttempts: w.cfg.Policy.MaxAttempts}
-	for _, s := range batch {
-		req.Sent = append(req.Sent, s.Sent)
+	outs := make([]registry.Outcome, len(batch))
+	for i, s := range batch {
+		outs[i] = s.Outcome
 	}
-	fin, err := w.recordBatch(ctx, req)
-	for _, s := range batch {
-		if s.Attempt != nil {
+	fin, err := w.recordBatch(ctx, registry.FinishRequest{TenantID: tid, EndpointID: eid, Outcomes: outs,
+		Streak: w.cfg.Streak, MaxConcurrency: w.cfg.EndpointConcurrency})
+	for _, o := range outs {
+		if o.Attempt != nil {
 			w.freeSlot()
 		}
 	}
-	e := &registry.Endpoint{ID: eid}
-	for i, s := range batch {
-		if s.Attempt == nil {
-			w.log.WarnContext(ctx, "event expired before delivery", "deliveryId", s.Item.DeliveryID, "eventId", s.Item.EventID)
-			continue
-		}
-		rec := registry.AttemptRecord{TenantID: tid, Outcome: s.Outcome, Attempt: *s.Attempt,
-			Queued: registry.Queued{DeliveryID: s.Item.DeliveryID, EndpointID: eid, Generation: s.Item.Generation}}
-		var r registry.Recorded
-		if err == nil {
-			r.Status = fin.Statuses[i]
-			r.Disabled = fin.Disabled && i == len(batch)-1
-		}
-		w.logAttempt(ctx, tid, e, &registry.Event{ID: s.Item.EventID}, rec, r, err)
-	}
+	w.report(ctx, tid, eid, outs, fin, err)
 	if err != nil {
 		return err
 	}
-	var retries []string
-	for i, s := range batch {
+	w.ops.publishAll(ctx, tid, fin.Ops)
+	for i, o := range outs {
 		if fin.Statuses[i] != registry.DeliveryRetrying {
 			continue
 		}
-		q := registry.Queued{DeliveryID: s.Item.DeliveryID, EndpointID: eid, Generation: s.Item.Generation}
-		if err := w.q.deliver(ctx, tid, q, s.Item.EventID, s.NextAttemptAt); err != nil {
+		r := registry.Retry{DeliveryID: o.Item.DeliveryID, EndpointID: eid, Generation: o.Item.Generation,
+			Run: o.Item.Run + 1}
+		if err := w.q.retry(ctx, tid, r, o.NextAttemptAt); err != nil {
 			w.log.WarnContext(ctx, "queueing a retry failed; the outbox sweeper will", "tenantId", tid,
-				"deliveryId", q.DeliveryID, "error", err.Error())
-			continue
+				"deliveryId", r.DeliveryID, "error", err.Error())
 		}
-		retries = append(retries, q.OutboxEntry())
-	}
-	if err := w.cfg.Store.OutboxDone(ctx, tid, retries...); err != nil {
-		w.log.WarnContext(ctx, "clearing outbox failed; the sweeper will retry", "tenantId", tid, "error", err.Error())
 	}
 	return nil
+}
+
+// recordBatch records a batch, riding out an outage: attempts already made are recorded late
+// rather than made again.
+func (w *Worker) recordBatch(ctx context.Context, req registry.FinishRequest) (registry.Finished, error) {
+	return patiently(ctx, func() (registry.Finished, error) {
+		return w.cfg.Store.Finish(context.WithoutCancel(ctx), req)
+	})
+}
+
+// patiently runs op until it succeeds, fails for another reason than an outage, or Redis has
+// been out of reach for drainPatience (or ctx ends), trying again every drainTick.
+func patiently[T any](ctx context.Context, op func() (T, error)) (T, error) {
+	give := time.Now().Add(drainPatience)
+	for {
+		v, err := op()
+		if err == nil || !IsOutage(err) || time.Now().After(give) {
+			return v, err
+		}
+		select {
+		case <-time.After(drainTick):
+		case <-ctx.Done():
+			return v, err
+		}
+	}
 }

@@ -12,9 +12,9 @@ import (
 )
 
 // BenchmarkDeliveryHotPath measures the CPU work of one delivery attempt around the network
-// call and the registry write: parsing the endpoint's secrets, signing a 1 KiB body, adding
-// the headers, classifying the answer, choosing the next delay and building the AttemptRecord
-// (as Worker.attempt does).
+// call and the registry write: Worker.attempt's prepare phase (parsing the endpoint's secrets,
+// signing a 1 KiB body, adding the headers) and its judge phase (classifying the answer,
+// deciding the next step and building the outcome).
 func BenchmarkDeliveryHotPath(b *testing.B) {
 	mustSecret := func() string {
 		s, err := signing.NewSecret()
@@ -26,9 +26,9 @@ func BenchmarkDeliveryHotPath(b *testing.B) {
 	now := time.Now()
 	evid := NewEventID()
 	body := oneKiBBody(b, evid, now)
-	ev := &registry.Event{ID: evid, Type: registry.EventScanCompleted, Body: body}
-	d := &registry.Delivery{ID: registry.DeliveryID(ev.ID, "ep"), AttemptCount: 2, RunAttempts: 2}
-	policy := RetryPolicy{}.WithDefaults()
+	it := registry.QueueItem{DeliveryID: registry.DeliveryID(evid, "ep"), Body: body,
+		QueueEntry: registry.QueueEntry{EventID: evid, EventType: registry.EventScanCompleted, Run: 2}}
+	w := &Worker{cfg: WorkerConfig{Policy: RetryPolicy{}.WithDefaults(), UserAgent: "webhookd/bench"}}
 	answerBody := bytes.Repeat([]byte("e"), 512)
 
 	for _, bc := range []struct {
@@ -50,38 +50,17 @@ func BenchmarkDeliveryHotPath(b *testing.B) {
 		b.Run(bc.name, func(b *testing.B) {
 			b.SetBytes(int64(len(body)))
 			b.ReportAllocs()
-			var rec registry.AttemptRecord
+			var out registry.Outcome
 			for b.Loop() {
-				rec = hotPath(b, e, ev, d, bc.res, policy, now)
+				if _, err := w.prepare(e, it, now); err != nil {
+					b.Fatal(err)
+				}
+				out = w.judge(it, now, bc.res, now)
 			}
-			if rec.Outcome == "" {
+			if out.Outcome == "" || out.Status == "" {
 				b.Fatal("no outcome")
 			}
 		})
-	}
-}
-
-// hotPath is Worker.attempt without Send and RecordAttempt.
-func hotPath(b *testing.B, e *registry.Endpoint, ev *registry.Event, d *registry.Delivery, res Result,
-	policy RetryPolicy, started time.Time) registry.AttemptRecord {
-	ks, err := keys(e, started)
-	if err != nil {
-		b.Fatal(err)
-	}
-	h := signing.Headers(ks, ev.ID, started, ev.Body)
-	for k, v := range e.Headers {
-		h.Set(k, v)
-	}
-	h.Set("Content-Type", "application/json")
-	h.Set("User-Agent", "webhookd/bench")
-	out := Classify(res.StatusCode, res.Header, res.Err, started)
-	delay := policy.Next(d.RunAttempts, out.RetryAfter)
-	return registry.AttemptRecord{
-		TenantID: "t", Queued: registry.Queued{DeliveryID: d.ID, EndpointID: e.ID}, Outcome: outcomeOf(out.Kind),
-		NextAttemptAt: started.Add(res.Duration + delay), DisableAfter: 15, DisableMinWindow: time.Hour,
-		MaxAttempts: policy.MaxAttempts,
-		Attempt: registry.Attempt{Number: d.AttemptCount + 1, StartedAt: started.UTC(), DurationMs: res.Duration.Milliseconds(),
-			StatusCode: res.StatusCode, Error: attemptError(res), ResponseBody: string(res.Body)},
 	}
 }
 

@@ -75,11 +75,6 @@ func (p RetryPolicy) Validate() error {
 	return nil
 }
 
-// MaxRetry is the number of retries after the first attempt, for asynq.MaxRetry.
-func (p RetryPolicy) MaxRetry() int {
-	return p.WithDefaults().MaxAttempts - 1
-}
-
 // Delay returns the wait after the n-th failed attempt (n = 0 after the first attempt).
 // It builds a fresh ExponentialBackOff per call, because that type is stateful and not safe
 // for concurrent use, which makes Delay safe to call from any number of workers.
@@ -110,28 +105,49 @@ func (p RetryPolicy) Next(n int, retryAfter time.Duration) time.Duration {
 	return min(max(p.Delay(n), retryAfter), p.MaxInterval)
 }
 
-// RetryError is returned by the delivery handler when an attempt should be retried. It carries
-// the delay the handler already chose and recorded as the delivery's nextAttemptAt, so the one
-// retry loop (asynq's) waits exactly that long.
-type RetryError struct {
-	Delay time.Duration
-	// Throttled is true when the receiver answered 429 or 503 with Retry-After: not a failure.
-	Throttled bool
-	// Busy is true when no attempt was made because the endpoint already had its limit of
-	// attempts in flight in this worker: not a failure either.
-	Busy bool
+// Step is what follows one attempt for its delivery.
+type Step struct {
+	// Status is registry.DeliverySucceeded, DeliveryRetrying or DeliveryFailed.
+	Status string
+	// NextAttemptAt is when a retrying delivery is attempted again.
+	NextAttemptAt time.Time
+	// Disable is the reason to disable the endpoint at once (registry.ReasonGone), or "".
+	Disable string
 }
 
-// Error describes the retry without naming the endpoint: it ends up in asynq's task record,
-// which is not tenant-scoped.
-func (e *RetryError) Error() string {
+// Decide turns one attempt of a delivery into its next step. run is the attempt's number in
+// the delivery's run (1 for the first; a manual retry or a re-enable starts a new run) and
+// ended is when the attempt ended. A retry waits Next(run-1, the receiver's Retry-After) after
+// that, stretched to end on a whole second: asynq keeps a task's time in whole Unix seconds and
+// runs it as soon as that second begins, so an unrounded time could come up to a second early,
+// sooner than a receiver's Retry-After allows. The endpoint's failure streak is not decided
+// here but where it is kept, atomically across workers (registry.StreakRule).
+func (p RetryPolicy) Decide(run int, o Outcome, ended time.Time) Step {
+	p = p.WithDefaults()
+	var st Step
 	switch {
-	case e.Busy:
-		return fmt.Sprintf("endpoint busy: retry in %s", e.Delay)
-	case e.Throttled:
-		return fmt.Sprintf("receiver throttled: retry in %s", e.Delay)
+	case o.Kind == Success:
+		return Step{Status: registry.DeliverySucceeded}
+	case o.Kind == Expired:
+		return Step{Status: registry.DeliveryFailed}
+	case o.Kind == Gone:
+		st.Disable = registry.ReasonGone
 	}
-	return fmt.Sprintf("attempt failed: retry in %s", e.Delay)
+	if run >= p.MaxAttempts {
+		st.Status = registry.DeliveryFailed
+		return st
+	}
+	st.Status = registry.DeliveryRetrying
+	st.NextAttemptAt = ceilSecond(ended.Add(p.Next(run-1, o.RetryAfter)))
+	return st
+}
+
+// ceilSecond rounds t up to a whole second.
+func ceilSecond(t time.Time) time.Time {
+	if w := t.Truncate(time.Second); w.Before(t) {
+		return w.Add(time.Second)
+	}
+	return t
 }
 
 // OutageRetryDelay is the wait before a task that stopped because Redis could not be reached
@@ -184,28 +200,19 @@ func asOutage(err error) error {
 	return err
 }
 
-// RetryDelayFunc matches asynq.RetryDelayFunc: the delay a RetryError carries, OutageRetryDelay
-// for an outage, else Next(n, 0) for any other error (a handler that failed before it could
-// record an attempt).
+// RetryDelayFunc matches asynq.RetryDelayFunc. asynq retries a task only when its handler
+// could not do its work: OutageRetryDelay after an outage, else Next(n, 0). Attempts are never
+// retried this way: a failed attempt is recorded, and its delivery's retry timer (a task of its
+// own) puts it back on its endpoint's queue at the time Decide chose.
 func (p RetryPolicy) RetryDelayFunc(n int, err error, _ *asynq.Task) time.Duration {
-	var re *RetryError
-	if errors.As(err, &re) {
-		return re.Delay
-	}
 	if IsOutage(err) {
 		return OutageRetryDelay
 	}
 	return p.Next(n, 0)
 }
 
-// IsFailure is for asynq.Config.IsFailure: a throttled attempt, a delivery deferred because its
-// endpoint was busy, and a Redis outage are not failures, so asynq does not count them against
-// the task's retries (the handler bounds attempts itself, in the registry, and neither a
-// deferral nor an outage records one).
+// IsFailure is for asynq.Config.IsFailure: a Redis outage is not a failure, so asynq does not
+// count it against the task's retries.
 func IsFailure(err error) bool {
-	var re *RetryError
-	if err == nil || (errors.As(err, &re) && (re.Throttled || re.Busy)) {
-		return false
-	}
-	return !IsOutage(err)
+	return err != nil && !IsOutage(err)
 }

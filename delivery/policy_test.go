@@ -140,24 +140,6 @@ func TestRetryPolicyValidate(t *testing.T) {
 	}
 }
 
-func TestRetryPolicyMaxRetry(t *testing.T) {
-	tests := []struct {
-		policy RetryPolicy
-		want   int
-	}{
-		{RetryPolicy{}, 9},
-		{RetryPolicy{MaxAttempts: 1}, 0},
-		{RetryPolicy{MaxAttempts: 25}, 24},
-	}
-	for _, tt := range tests {
-		t.Run(fmt.Sprint(tt.policy.MaxAttempts), func(t *testing.T) {
-			if got := tt.policy.MaxRetry(); got != tt.want {
-				t.Errorf("MaxRetry() = %d, want %d", got, tt.want)
-			}
-		})
-	}
-}
-
 func TestRetryPolicyNext(t *testing.T) {
 	tests := []struct {
 		name       string
@@ -197,8 +179,6 @@ func TestRetryPolicyRetryDelayFunc(t *testing.T) {
 		want time.Duration
 	}{
 		{"plain error uses the schedule", 2, errors.New("redis down"), 45 * time.Second},
-		{"retry error carries its delay", 2, &RetryError{Delay: 7 * time.Second}, 7 * time.Second},
-		{"wrapped retry error", 0, fmt.Errorf("deliver: %w", &RetryError{Delay: time.Hour, Throttled: true}), time.Hour},
 		{"outage is short and fixed", 8, &OutageError{Err: unavailable}, OutageRetryDelay},
 		{"registry unavailable", 5, fmt.Errorf("fan-out: %w", unavailable), OutageRetryDelay},
 		{"queue unreachable", 5, queueDown, OutageRetryDelay},
@@ -221,10 +201,6 @@ func TestIsFailure(t *testing.T) {
 	}{
 		{"nil", nil, false},
 		{"plain", errors.New("boom"), true},
-		{"failed attempt", &RetryError{Delay: time.Second}, true},
-		{"throttled", &RetryError{Delay: time.Second, Throttled: true}, false},
-		{"wrapped throttled", fmt.Errorf("deliver: %w", &RetryError{Throttled: true}), false},
-		{"endpoint busy", busyRetry(), false},
 		{"blocked", ErrBlockedAddress, true},
 		{"outage", &OutageError{Err: unavailable}, false},
 		{"registry unavailable", unavailable, false},
@@ -271,17 +247,43 @@ func TestAsOutage(t *testing.T) {
 	}
 }
 
-func TestRetryErrorMessage(t *testing.T) {
-	for _, tt := range []struct {
-		err  *RetryError
-		want string
+// TestDecide covers the whole policy over outcomes and attempt numbers: what follows one
+// attempt, and when a retry comes (the end of the attempt plus the delay, on a whole second).
+func TestDecide(t *testing.T) {
+	p := RetryPolicy{MaxAttempts: 3, RandomizationFactor: -1} // 5s, 15s, ...
+	ended := time.Date(2031, time.March, 14, 9, 0, 0, 400*int(time.Millisecond), time.UTC)
+	at := func(d time.Duration) time.Time { return ended.Add(d).Truncate(time.Second).Add(time.Second) }
+	tests := []struct {
+		name string
+		run  int
+		o    Outcome
+		want Step
 	}{
-		{&RetryError{Delay: 90 * time.Second, Throttled: true}, "receiver throttled: retry in 1m30s"},
-		{&RetryError{Delay: 2 * time.Second, Busy: true}, "endpoint busy: retry in 2s"},
-		{&RetryError{Delay: time.Minute}, "attempt failed: retry in 1m0s"},
-	} {
-		if got := tt.err.Error(); got != tt.want {
-			t.Errorf("Error() = %q, want %q", got, tt.want)
-		}
+		{"success", 1, Outcome{Kind: Success}, Step{Status: registry.DeliverySucceeded}},
+		{"success on the last attempt", 3, Outcome{Kind: Success}, Step{Status: registry.DeliverySucceeded}},
+		{"first failure", 1, Outcome{Kind: Failure}, Step{Status: registry.DeliveryRetrying, NextAttemptAt: at(5 * time.Second)}},
+		{"second failure", 2, Outcome{Kind: Failure}, Step{Status: registry.DeliveryRetrying, NextAttemptAt: at(15 * time.Second)}},
+		{"last failure", 3, Outcome{Kind: Failure}, Step{Status: registry.DeliveryFailed}},
+		{"throttled waits as asked", 1, Outcome{Kind: Throttled, RetryAfter: time.Minute},
+			Step{Status: registry.DeliveryRetrying, NextAttemptAt: at(time.Minute)}},
+		{"throttled never sooner than the schedule", 2, Outcome{Kind: Throttled, RetryAfter: time.Second},
+			Step{Status: registry.DeliveryRetrying, NextAttemptAt: at(15 * time.Second)}},
+		{"throttled on the last attempt", 3, Outcome{Kind: Throttled, RetryAfter: time.Second}, Step{Status: registry.DeliveryFailed}},
+		{"gone disables", 1, Outcome{Kind: Gone},
+			Step{Status: registry.DeliveryRetrying, NextAttemptAt: at(5 * time.Second), Disable: registry.ReasonGone}},
+		{"gone on the last attempt", 3, Outcome{Kind: Gone}, Step{Status: registry.DeliveryFailed, Disable: registry.ReasonGone}},
+		{"expired", 1, Outcome{Kind: Expired}, Step{Status: registry.DeliveryFailed}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := p.Decide(tt.run, tt.o, ended); got != tt.want {
+				t.Errorf("Decide(%d, %+v) = %+v, want %+v", tt.run, tt.o, got, tt.want)
+			}
+		})
+	}
+	// A retry time already on a whole second stays there.
+	whole := time.Date(2031, time.March, 14, 9, 0, 0, 0, time.UTC)
+	if got := p.Decide(1, Outcome{Kind: Failure}, whole); !got.NextAttemptAt.Equal(whole.Add(5 * time.Second)) {
+		t.Errorf("Decide at a whole second = %v, want %v", got.NextAttemptAt, whole.Add(5*time.Second))
 	}
 }

@@ -7,12 +7,12 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/cert-ix/webhookd/registry"
-	"github.com/cert-ix/webhookd/signing"
 	"github.com/hibiken/asynq"
 	"github.com/redis/go-redis/v9"
 )
@@ -21,8 +21,11 @@ import (
 type Observer interface {
 	Attempt(outcome string, d time.Duration)
 	Disabled(reason string)
-	// Deferred is told of a delivery put off because its endpoint was at its in-flight cap.
-	Deferred()
+	// Recovered is told of a recovery that is done, with how many deliveries it queued again
+	// (requeued) and made (created).
+	Recovered(requeued, created int)
+	// Concurrency is told of an endpoint's effective concurrency after a batch, and its ceiling.
+	Concurrency(endpointID string, effective, max int)
 }
 
 // WorkerConfig configures the delivery workers. Zero values mean defaults.
@@ -43,14 +46,17 @@ type WorkerConfig struct {
 	DisableMinWindow time.Duration
 	// Concurrency is how many attempts run at once; default 64.
 	Concurrency int
-	// EndpointConcurrency caps the attempts one endpoint may have in flight in this worker;
-	// default half of Concurrency (at least 1). An endpoint's drain sends no more at once; a
-	// retry over the cap is deferred a few seconds without counting as an attempt.
+	// EndpointConcurrency caps the attempts one endpoint may have in flight: its drain sends no
+	// more at once. Default half of Concurrency (at least 1), so that a hanging receiver holds
+	// half the worker at most.
 	EndpointConcurrency int
 	// Servers is how many asynq servers share Concurrency in this process; default 1 (the
 	// binary's default is 4). One server dequeues tasks one at a time, which leaves workers
-	// idle under load; several keep them fed.
+	// idle under load; several keep them fed. The queues are spread over the servers.
 	Servers int
+	// QueueShards is how many queues tasks are spread over (shards.go); default 1. Every
+	// process that enqueues (API and worker) must use the same number; changing it is safe.
+	QueueShards int
 	// DrainBudget is how long one drain task works an endpoint's queue before it hands the
 	// queue to a successor task; default and most 10s.
 	DrainBudget time.Duration
@@ -61,6 +67,12 @@ type WorkerConfig struct {
 	UserAgent     string
 	Logger        *slog.Logger
 	Observer      Observer
+	// Clock times drain budgets and lease renewals (which Redis measures in real time);
+	// time.Now when nil. Recorded times come from Store.Now.
+	Clock func() time.Time
+
+	// Streak is the auto-disable rule, from DisableAfter and DisableMinWindow.
+	Streak registry.StreakRule
 }
 
 func (c *WorkerConfig) setDefaults() error {
@@ -104,6 +116,10 @@ func (c *WorkerConfig) setDefaults() error {
 	if c.UserAgent == "" {
 		c.UserAgent = "webhookd"
 	}
+	if c.Clock == nil {
+		c.Clock = time.Now
+	}
+	c.Streak = registry.StreakRule{Threshold: c.DisableAfter, MinWindow: c.DisableMinWindow}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -115,7 +131,7 @@ type Worker struct {
 	sweeps atomic.Int64
 	cfg    WorkerConfig
 	q      queue
-	slots  *endpointSlots
+	ops    publisher
 	// attempts holds one token per attempt in flight: drains send several deliveries at once,
 	// and together with retry tasks they stay within Concurrency.
 	attempts chan struct{}
@@ -123,7 +139,10 @@ type Worker struct {
 	// their queues on.
 	stopping chan struct{}
 	srvs     []*asynq.Server
-	log      *slog.Logger
+	// queues is every queue served: the shards, then those of an earlier shard count that
+	// still held tasks when Run began.
+	queues atomic.Pointer[[]string]
+	log    *slog.Logger
 }
 
 // NewWorker validates cfg and builds the asynq server.
@@ -131,58 +150,69 @@ func NewWorker(cfg WorkerConfig) (*Worker, error) {
 	if err := cfg.setDefaults(); err != nil {
 		return nil, err
 	}
-	w := &Worker{cfg: cfg, log: cfg.Logger, q: newQueue(cfg.Enqueuer, cfg.Policy, cfg.AttemptTimeout),
-		slots: newEndpointSlots(cfg.EndpointConcurrency), attempts: make(chan struct{}, cfg.Concurrency),
-		stopping: make(chan struct{})}
-	for i := range cfg.Servers {
-		// Concurrency split as evenly as it goes: 64 over 3 servers is 22, 21 and 21.
+	shards := NewShards(cfg.QueueShards)
+	q := newQueue(cfg.Enqueuer, shards, cfg.AttemptTimeout)
+	w := &Worker{cfg: cfg, log: cfg.Logger, q: q, ops: publisher{store: cfg.Store, q: q, log: cfg.Logger},
+		attempts: make(chan struct{}, cfg.Concurrency), stopping: make(chan struct{})}
+	names := shards.Names()
+	w.queues.Store(&names)
+	return w, nil
+}
+
+// servers builds the asynq servers, each serving its share of the queues with its share of
+// Concurrency (as evenly as it goes: 64 over 3 servers is 22, 21 and 21). Equal weights make
+// asynq pick a server's queues in a fresh random order for every dequeue: every shard is
+// served alike.
+func (w *Worker) servers(queues []string) []*asynq.Server {
+	cfg := w.cfg
+	var srvs []*asynq.Server
+	for i, qs := range spread(queues, cfg.Servers) {
 		n := cfg.Concurrency / cfg.Servers
 		if i < cfg.Concurrency%cfg.Servers {
 			n++
 		}
-		w.srvs = append(w.srvs, asynq.NewServer(cfg.Redis, asynq.Config{
+		srvs = append(srvs, asynq.NewServer(cfg.Redis, asynq.Config{
 			Concurrency:              n,
-			Queues:                   map[string]int{Queue: 1},
+			Queues:                   qs,
 			TaskCheckInterval:        cfg.TaskCheckInterval,
 			DelayedTaskCheckInterval: time.Second,
-			RetryDelayFunc:           w.retryDelay,
+			RetryDelayFunc:           cfg.Policy.RetryDelayFunc,
 			IsFailure:                IsFailure,
 			ShutdownTimeout:          cfg.AttemptTimeout + 5*time.Second,
 			Logger:                   asynqLogger{cfg.Logger},
 			LogLevel:                 asynq.WarnLevel,
 		}))
 	}
-	return w, nil
+	return srvs
 }
 
-// retryDelay is the policy's delay stretched to end on a whole second. asynq stores a retry
-// time as whole Unix seconds and moves the task as soon as that second begins, so an unrounded
-// delay could end up to a second early, sooner than a receiver's Retry-After allows.
-func (w *Worker) retryDelay(n int, err error, t *asynq.Task) time.Duration {
-	return toWholeSecond(w.cfg.Store.Now(), w.cfg.Policy.RetryDelayFunc(n, err, t))
-}
-
-// toWholeSecond lengthens d so that now+d falls on a whole second.
-func toWholeSecond(now time.Time, d time.Duration) time.Duration {
-	at := now.Add(d)
-	if rem := at.Sub(at.Truncate(time.Second)); rem > 0 {
-		d += time.Second - rem
-	}
-	return d
-}
+// served is every queue this worker serves.
+func (w *Worker) served() []string { return *w.queues.Load() }
 
 // Handler returns the task mux, for running tasks without a server (tests).
 func (w *Worker) Handler() asynq.Handler {
 	mux := asynq.NewServeMux()
 	mux.HandleFunc(TypeFanout, w.handleFanout)
-	mux.HandleFunc(TypeDeliver, w.handleDeliver)
 	mux.HandleFunc(TypeDrain, w.handleDrain)
+	mux.HandleFunc(TypeRetry, w.handleRetry)
+	mux.HandleFunc(typeLegacyDeliver, w.handleRetry)
+	mux.HandleFunc(TypeRecover, w.handleRecover)
 	return mux
 }
 
 // Run processes tasks and sweeps until ctx ends, then shuts down: it stops taking tasks and
 // lets attempts in flight finish within AttemptTimeout.
 func (w *Worker) Run(ctx context.Context) error {
+	queues, err := servedQueues(w.cfg.RedisClient, NewShards(w.cfg.QueueShards))
+	if err != nil {
+		return fmt.Errorf("start workers: %w", err)
+	}
+	if len(queues) > len(w.served()) {
+		w.log.InfoContext(ctx, "serving the queues of an earlier shard count until they drain",
+			"queues", queues[len(w.served()):])
+	}
+	w.queues.Store(&queues)
+	w.srvs = w.servers(queues)
 	h := w.Handler()
 	for i, srv := range w.srvs {
 		if err := srv.Start(h); err != nil {
@@ -215,7 +245,7 @@ func (w *Worker) handleFanout(ctx context.Context, t *asynq.Task) error {
 	if ev.Type == "" { // an outbox sweep does not know the type
 		stored, err := w.cfg.Store.Event(ctx, p.TenantID, p.EventID)
 		if registry.CodeOf(err) == registry.CodeNotFound {
-			return w.cfg.Store.OutboxDone(ctx, p.TenantID, "e:"+p.EventID)
+			return w.cfg.Store.OutboxDone(ctx, p.TenantID, registry.FanoutEntry(p.EventID))
 		}
 		if err != nil {
 			return err
@@ -224,7 +254,7 @@ func (w *Worker) handleFanout(ctx context.Context, t *asynq.Task) error {
 	}
 	drains, err := w.cfg.Store.CreateDeliveries(ctx, ev, nil)
 	if registry.CodeOf(err) == registry.CodeNotFound {
-		return w.cfg.Store.OutboxDone(ctx, p.TenantID, "e:"+p.EventID)
+		return w.cfg.Store.OutboxDone(ctx, p.TenantID, registry.FanoutEntry(p.EventID))
 	}
 	if err != nil {
 		return err
@@ -232,7 +262,56 @@ func (w *Worker) handleFanout(ctx context.Context, t *asynq.Task) error {
 	if err := w.q.drainAll(ctx, p.TenantID, drains); err != nil {
 		return err
 	}
-	return w.cfg.Store.OutboxDone(ctx, p.TenantID, "e:"+p.EventID)
+	return w.cfg.Store.OutboxDone(ctx, p.TenantID, registry.FanoutEntry(p.EventID))
+}
+
+// handleRecover runs one step of a recovery and queues the next, or logs the recovery's end.
+func (w *Worker) handleRecover(ctx context.Context, t *asynq.Task) error {
+	var p recoverPayload
+	if err := json.Unmarshal(t.Payload(), &p); err != nil {
+		return fmt.Errorf("bad recover payload: %w: %w", err, asynq.SkipRetry)
+	}
+	st, err := w.cfg.Store.RecoverStep(ctx, p.TenantID, p.RecoveryID)
+	if err != nil {
+		return asOutage(err)
+	}
+	if err := w.q.drainAll(ctx, p.TenantID, st.Drains); err != nil {
+		w.log.WarnContext(ctx, "queueing a drain failed; the outbox sweeper will", "tenantId", p.TenantID,
+			"error", err.Error())
+	}
+	if !st.Done {
+		return asOutage(w.q.recover(ctx, p.TenantID, p.RecoveryID, strconv.Itoa(st.Steps)))
+	}
+	if st.Finished == nil {
+		return nil
+	}
+	// Claimed once: a step retried after its reply was lost, or a second chain, finds the
+	// recovery finished too.
+	won, err := w.cfg.Store.ReportRecovery(ctx, p.TenantID, p.RecoveryID)
+	if err != nil || !won {
+		return asOutage(err)
+	}
+	r := st.Finished
+	w.log.InfoContext(ctx, "recovery finished", "tenantId", p.TenantID, "endpointId", r.WebhookID,
+		"recoveryId", r.ID, "requeued", r.Requeued, "created", r.Created)
+	if w.cfg.Observer != nil {
+		w.cfg.Observer.Recovered(r.Requeued, r.Created)
+	}
+	return nil
+}
+
+// handleRetry fires a retry timer: the delivery goes back on its endpoint's queue, and its
+// drain is scheduled when none runs.
+func (w *Worker) handleRetry(ctx context.Context, t *asynq.Task) error {
+	var p retryPayload
+	if err := json.Unmarshal(t.Payload(), &p); err != nil {
+		return fmt.Errorf("bad retry payload: %w: %w", err, asynq.SkipRetry)
+	}
+	drains, err := w.cfg.Store.Due(ctx, p.TenantID, p.retry())
+	if err != nil {
+		return asOutage(err)
+	}
+	return asOutage(w.q.drainAll(ctx, p.TenantID, drains))
 }
 
 // takeSlot waits for one of the worker's attempt tokens; false when ctx ends first.
@@ -256,18 +335,4 @@ func (a asynqLogger) Warn(args ...any)  { a.l.Warn(fmt.Sprint(args...), "compone
 func (a asynqLogger) Error(args ...any) { a.l.Error(fmt.Sprint(args...), "component", "asynq") }
 func (a asynqLogger) Fatal(args ...any) {
 	a.l.Error(fmt.Sprint(args...), "component", "asynq", "fatal", true)
-}
-
-// keys parses the endpoint's signing secrets valid now.
-func keys(e *registry.Endpoint, now time.Time) ([]signing.Key, error) {
-	secrets := e.SigningSecrets(now)
-	out := make([]signing.Key, 0, len(secrets))
-	for _, s := range secrets {
-		k, err := signing.ParseSecret(s)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, k)
-	}
-	return out, nil
 }

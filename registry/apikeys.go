@@ -146,26 +146,38 @@ func (s *Store) recopyTenant(ctx context.Context, k *APIKey) error {
 // key; the hash comparison is constant-time. Status and expiry are left to the caller, which
 // must check them in the contract's order.
 func (s *Store) LookupAPIKey(ctx context.Context, plain string) (*APIKey, error) {
-	body, ok := strings.CutPrefix(plain, KeyPrefix)
-	if !ok || len(body) < keySecretLen || !isBase62(body) {
-		return nil, E(CodeInvalidAPIKey)
-	}
-	if len(body) != keyIDLen+keySecretLen {
+	id, ok := tokenID(plain, KeyPrefix)
+	if !ok {
 		return nil, E(CodeInvalidAPIKey)
 	}
 	var k APIKey
-	if err := s.getJSON(ctx, apiKeyKey("key_"+body[:keyIDLen]), &k); err != nil {
+	if err := s.getJSON(ctx, apiKeyKey("key_"+id), &k); err != nil {
 		if errors.Is(err, redis.Nil) {
 			return nil, E(CodeInvalidAPIKey)
 		}
 		return nil, storeErr("get api key", err)
 	}
-	want, _ := hex.DecodeString(k.Hash)
-	got := sha256.Sum256([]byte(plain))
-	if subtle.ConstantTimeCompare(want, got[:]) != 1 {
+	if !hashMatches(k.Hash, plain) {
 		return nil, E(CodeInvalidAPIKey)
 	}
 	return &k, nil
+}
+
+// tokenID returns the id part of a plain key or token: prefix, then keyIDLen base62 characters
+// naming it, then keySecretLen secret ones.
+func tokenID(plain, prefix string) (string, bool) {
+	body, ok := strings.CutPrefix(plain, prefix)
+	if !ok || len(body) != keyIDLen+keySecretLen || !isBase62(body) {
+		return "", false
+	}
+	return body[:keyIDLen], true
+}
+
+// hashMatches reports, in constant time, whether stored is the hex SHA-256 of plain.
+func hashMatches(stored, plain string) bool {
+	want, _ := hex.DecodeString(stored)
+	got := sha256.Sum256([]byte(plain))
+	return subtle.ConstantTimeCompare(want, got[:]) == 1
 }
 
 // APIKey returns one key by id; ErrKeyNotFound when unknown.
@@ -180,7 +192,8 @@ func (s *Store) APIKey(ctx context.Context, id string) (*APIKey, error) {
 	return &k, nil
 }
 
-// SetAPIKeyStatus revokes, suspends or resumes a key. A revoked key stays revoked.
+// SetAPIKeyStatus revokes, suspends or resumes a key. A revoked key stays revoked: resuming
+// or suspending it is ErrKeyRevoked; an unknown id is ErrKeyNotFound.
 func (s *Store) SetAPIKeyStatus(ctx context.Context, id, status string) (*APIKey, error) {
 	if status != StatusActive && status != StatusSuspended && status != StatusRevoked {
 		return nil, fmt.Errorf("invalid key status %q", status)
@@ -188,7 +201,7 @@ func (s *Store) SetAPIKeyStatus(ctx context.Context, id, status string) (*APIKey
 	var k APIKey
 	err := s.updateJSON(ctx, apiKeyKey(id), &k, func() error {
 		if k.Status == StatusRevoked && status != StatusRevoked {
-			return errors.New("a revoked key cannot be resumed or suspended")
+			return ErrKeyRevoked
 		}
 		k.Status = status
 		k.UpdatedAt = s.now().UTC()
@@ -196,6 +209,9 @@ func (s *Store) SetAPIKeyStatus(ctx context.Context, id, status string) (*APIKey
 	})
 	if errors.Is(err, redis.Nil) {
 		return nil, ErrKeyNotFound
+	}
+	if errors.Is(err, ErrKeyRevoked) {
+		return nil, ErrKeyRevoked
 	}
 	if err != nil {
 		return nil, storeErr("update api key", err)

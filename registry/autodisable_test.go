@@ -9,9 +9,9 @@ import (
 )
 
 // deliveries creates n deliveries of new events to endpoint eid.
-func (e *env) deliveries(t *testing.T, tid, eid string, n int) []registry.Queued {
+func (e *env) deliveries(t *testing.T, tid, eid string, n int) []queued {
 	t.Helper()
-	var qs []registry.Queued
+	var qs []queued
 	for range n {
 		e.clock.Advance(time.Second)
 		qs = append(qs, e.deliver(t, tid, eid))
@@ -135,7 +135,7 @@ func TestAutoDisableSuccessResetsStreak(t *testing.T) {
 		failing, ok := e.deliver(t, tn.ID, ep.ID), e.deliver(t, tn.ID, ep.ID)
 		p := policy{disableAfter: 3, maxAttempts: 100}
 		steps := []struct {
-			q       registry.Queued
+			q       queued
 			out     registry.AttemptOutcome
 			wantCF  int
 			disable bool
@@ -210,14 +210,14 @@ func TestAutoDisableConcurrent(t *testing.T) {
 		qs := e.deliveries(t, tn.ID, ep.ID, 20)
 		p := policy{disableAfter: 10, maxAttempts: 10}
 		e.clock.Advance(time.Minute)
-		results := make([]registry.Recorded, len(qs))
+		results := make([]recorded, len(qs))
 		errs := make([]error, len(qs))
 		var wg sync.WaitGroup
 		ready := make(chan struct{})
 		for i, q := range qs {
 			wg.Go(func() {
 				<-ready
-				results[i], errs[i] = e.store.RecordAttempt(t.Context(), e.record(tn.ID, q, registry.OutcomeFailure, p))
+				results[i], errs[i] = e.tryRecord(t.Context(), e.record(tn.ID, q, registry.OutcomeFailure, p))
 			})
 		}
 		close(ready)
@@ -225,7 +225,7 @@ func TestAutoDisableConcurrent(t *testing.T) {
 		disabled := 0
 		for i, r := range results {
 			if errs[i] != nil {
-				t.Fatalf("RecordAttempt %d: %v", i, errs[i])
+				t.Fatalf("record %d: %v", i, errs[i])
 			}
 			if r.Disabled {
 				disabled++
@@ -259,8 +259,8 @@ func TestAutoDisableOnLastAttemptHolds(t *testing.T) {
 		if !r.Disabled || r.Status != registry.DeliveryHeld {
 			t.Fatalf("last attempt, which disabled the endpoint, recorded as %+v, want held and disabled", r)
 		}
-		if n, _, err := e.store.EnableEndpoint(t.Context(), tn.ID, ep.ID); err != nil || n != 1 {
-			t.Fatalf("EnableEndpoint = %d, %v; want the held delivery queued again", n, err)
+		if en, err := e.store.EnableEndpoint(t.Context(), tn.ID, ep.ID); err != nil || en.Requeued != 1 {
+			t.Fatalf("EnableEndpoint = %d, %v; want the held delivery queued again", en.Requeued, err)
 		}
 		if d := e.delivery(t, tn.ID, q); d.Status != registry.DeliveryPending {
 			t.Errorf("after EnableEndpoint the delivery is %q, want pending", d.Status)

@@ -7,12 +7,12 @@ import (
 
 	"github.com/cert-ix/webhookd/registry"
 	"github.com/cert-ix/webhookd/registry/registrytest"
-	"github.com/google/uuid"
 )
 
 // Benchmarks of the registry's hot paths, on the real redis-server only: each request
-// authenticates (LookupAPIKey), each publish runs one script (PublishEvent), and each delivery
-// attempt reads once (LoadAttempt) and writes once (RecordAttempt).
+// authenticates (LookupAPIKey), each publish runs one script (PublishEvent), a drain takes and
+// finishes its deliveries a batch at a time (DrainBatch), and a retry fires its timer, is
+// taken and finished alone (RetryRound).
 
 type benchEnv struct {
 	store *registry.Store
@@ -33,30 +33,6 @@ func newBenchEnv(b *testing.B) *benchEnv {
 		b.Fatal(err)
 	}
 	return &benchEnv{store: s, tid: tn.ID, eid: ep.ID}
-}
-
-// delivery publishes one event, fans it out to the endpoint and fails its first attempt.
-func (be *benchEnv) delivery(b *testing.B) (registry.Queued, string) {
-	b.Helper()
-	id := "evt_bench_" + uuid.NewString()
-	st, err := be.store.PublishEvent(b.Context(), be.tid, registry.NewEvent{ID: id, Type: registry.EventScanCompleted,
-		CreatedAt: time.Now(), Body: eventBody(id, registry.EventScanCompleted)})
-	if err != nil {
-		b.Fatal(err)
-	}
-	if _, err := be.store.CreateDeliveries(b.Context(), st.Event, []string{be.eid}); err != nil {
-		b.Fatalf("CreateDeliveries: %v", err)
-	}
-	// A failed first attempt, as the endpoint's drain records it, leaves it retrying: what a
-	// retry task reads and records.
-	q := registry.Queued{DeliveryID: registry.DeliveryID(id, be.eid), EndpointID: be.eid}
-	r, err := be.store.RecordAny(b.Context(), registry.AttemptRecord{TenantID: be.tid, Queued: q,
-		Outcome: registry.OutcomeFailure, NextAttemptAt: time.Now().Add(time.Minute), DisableAfter: 1 << 30,
-		MaxAttempts: 1 << 30, Attempt: registry.Attempt{Number: 1, StartedAt: time.Now(), StatusCode: 500}})
-	if err != nil || r.Status != registry.DeliveryRetrying {
-		b.Fatalf("first attempt = %+v, %v; want retrying", r, err)
-	}
-	return q, id
 }
 
 func BenchmarkLookupAPIKey(b *testing.B) {
@@ -87,27 +63,38 @@ func BenchmarkPublishEvent(b *testing.B) {
 	}
 }
 
-func BenchmarkRecordAttempt(b *testing.B) {
+// BenchmarkRetryRound is the Redis work of one retry of a delivery that fails again: its
+// timer fires (Due), its drain takes it (Take) and records the failure (Finish). One op is one
+// retry.
+func BenchmarkRetryRound(b *testing.B) {
 	be := newBenchEnv(b)
-	q, _ := be.delivery(b)
-	now := time.Now()
-	rec := registry.AttemptRecord{TenantID: be.tid, Queued: q, Outcome: registry.OutcomeFailure,
-		NextAttemptAt: now.Add(time.Minute), DisableAfter: 1 << 30, MaxAttempts: 1 << 30,
-		Attempt: registry.Attempt{Number: 1, StartedAt: now, DurationMs: 42, StatusCode: 500, ResponseBody: "busy"}}
-	for b.Loop() {
-		if _, err := be.store.RecordAttempt(b.Context(), rec); err != nil {
-			b.Fatal(err)
-		}
+	id := "evt_bench_retry"
+	st, err := be.store.PublishEvent(b.Context(), be.tid, registry.NewEvent{ID: id, Type: registry.EventScanCompleted,
+		CreatedAt: time.Now(), Body: eventBody(id, registry.EventScanCompleted)})
+	if err != nil {
+		b.Fatal(err)
 	}
-}
-
-func BenchmarkLoadAttempt(b *testing.B) {
-	be := newBenchEnv(b)
-	q, evid := be.delivery(b)
+	if _, err := be.store.CreateDeliveries(b.Context(), st.Event, []string{be.eid}); err != nil {
+		b.Fatal(err)
+	}
+	did := registry.DeliveryID(id, be.eid)
 	for b.Loop() {
-		ac, err := be.store.LoadAttempt(b.Context(), be.tid, q, evid)
-		if err != nil || ac.Delivery == nil || ac.Endpoint == nil || ac.Event == nil {
-			b.Fatalf("LoadAttempt = %+v, %v", ac, err)
+		items, _, err := be.store.Take(b.Context(), registry.TakeRequest{TenantID: be.tid, EndpointID: be.eid,
+			N: 1 << 40, Limit: 1})
+		if err != nil || len(items) != 1 {
+			b.Fatalf("Take = %d items, %v", len(items), err)
+		}
+		it := items[0]
+		fin, err := be.store.Finish(b.Context(), registry.FinishRequest{TenantID: be.tid, EndpointID: be.eid,
+			Streak: registry.StreakRule{Threshold: 1 << 30}, Outcomes: []registry.Outcome{{Item: it,
+				Outcome: registry.OutcomeFailure, Status: registry.DeliveryRetrying, NextAttemptAt: time.Now(),
+				Attempt: &registry.Attempt{Number: 1, StartedAt: time.Now(), DurationMs: 42, StatusCode: 500}}}})
+		if err != nil || fin.Statuses[0] != registry.DeliveryRetrying {
+			b.Fatalf("Finish = %+v, %v", fin, err)
+		}
+		if _, err := be.store.Due(b.Context(), be.tid, registry.Retry{DeliveryID: did, EndpointID: be.eid,
+			Generation: it.Generation, Run: it.Run + 1}); err != nil {
+			b.Fatal(err)
 		}
 	}
 }
@@ -140,9 +127,10 @@ func BenchmarkDrainBatch(b *testing.B) {
 		if err != nil || len(items) != batch {
 			b.Fatalf("Take = %d items, %v", len(items), err)
 		}
-		req := registry.FinishRequest{TenantID: be.tid, EndpointID: be.eid, DisableAfter: 1 << 30, MaxAttempts: 10}
+		req := registry.FinishRequest{TenantID: be.tid, EndpointID: be.eid, Streak: registry.StreakRule{Threshold: 1 << 30}}
 		for _, it := range items {
-			req.Sent = append(req.Sent, registry.Sent{Item: it, Outcome: registry.OutcomeSuccess,
+			req.Outcomes = append(req.Outcomes, registry.Outcome{Item: it, Outcome: registry.OutcomeSuccess,
+				Status:  registry.DeliverySucceeded,
 				Attempt: &registry.Attempt{Number: 1, StartedAt: now, DurationMs: 3, StatusCode: 200}})
 		}
 		if _, err := be.store.Finish(b.Context(), req); err != nil {

@@ -11,34 +11,6 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// crc16 is the CRC-16/XMODEM Redis Cluster hashes keys with.
-func crc16(s string) uint16 {
-	var crc uint16
-	for i := 0; i < len(s); i++ {
-		crc ^= uint16(s[i]) << 8
-		for range 8 {
-			if crc&0x8000 != 0 {
-				crc = crc<<1 ^ 0x1021
-			} else {
-				crc <<= 1
-			}
-		}
-	}
-	return crc
-}
-
-// hashTag returns the part of key Redis Cluster hashes: the first non-empty {...}, else all of it.
-func hashTag(key string) string {
-	if i := strings.IndexByte(key, '{'); i >= 0 {
-		if j := strings.IndexByte(key[i+1:], '}'); j > 0 {
-			return key[i+1 : i+1+j]
-		}
-	}
-	return key
-}
-
-func keySlot(key string) int { return int(crc16(hashTag(key)) % 16384) }
-
 func TestKeySlotVectors(t *testing.T) {
 	cases := []struct {
 		key  string
@@ -50,8 +22,8 @@ func TestKeySlotVectors(t *testing.T) {
 		{"{foo}.bar", 12182},
 	}
 	for _, c := range cases {
-		if got := keySlot(c.key); got != c.want {
-			t.Errorf("keySlot(%q) = %d, want %d", c.key, got, c.want)
+		if got := registry.KeySlot(c.key); got != c.want {
+			t.Errorf("KeySlot(%q) = %d, want %d", c.key, got, c.want)
 		}
 	}
 }
@@ -63,7 +35,7 @@ func checkKeyLayout(t *testing.T, keys []string, res scenarioResult) {
 	t.Helper()
 	perTenant := map[string]int{}
 	for _, key := range keys {
-		tag := hashTag(key)
+		tag := registry.HashTag(key)
 		switch {
 		case key == "wh:tenants":
 			continue
@@ -80,8 +52,8 @@ func checkKeyLayout(t *testing.T, keys []string, res scenarioResult) {
 			t.Errorf("key %s is under no tenant or API key hash tag", key)
 			continue
 		}
-		if keySlot(key) != keySlot("{"+tag+"}") {
-			t.Errorf("key %s hashes to slot %d, its tag {%s} to %d", key, keySlot(key), tag, keySlot("{"+tag+"}"))
+		if registry.KeySlot(key) != registry.KeySlot("{"+tag+"}") {
+			t.Errorf("key %s hashes to slot %d, its tag {%s} to %d", key, registry.KeySlot(key), tag, registry.KeySlot("{"+tag+"}"))
 		}
 	}
 	for _, tid := range res.tenants {
@@ -185,8 +157,8 @@ func TestClusterSlots(t *testing.T) {
 		if err != nil {
 			t.Fatalf("CLUSTER KEYSLOT %s: %v", k, err)
 		}
-		if int(got) != keySlot(k) {
-			t.Errorf("CLUSTER KEYSLOT %s = %d, our keySlot = %d", k, got, keySlot(k))
+		if int(got) != registry.KeySlot(k) {
+			t.Errorf("CLUSTER KEYSLOT %s = %d, our keySlot = %d", k, got, registry.KeySlot(k))
 		}
 	}
 }

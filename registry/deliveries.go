@@ -2,10 +2,9 @@ package registry
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
+	"slices"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -23,37 +22,16 @@ func DeliveryID(eventID, endpointID string) string {
 	return uuid.NewSHA1(deliveryNamespace, []byte(eventID+"/"+endpointID)).String()
 }
 
-// Queued names one delivery run to put on the queue.
-type Queued struct {
-	DeliveryID string
-	EndpointID string
-	Generation int
-}
+// retentionSec is the retention period in seconds, as scripts set TTLs.
+func (s *Store) retentionSec() int64 { return int64(s.retention / time.Second) }
 
-// OutboxEntry returns the outbox member that stands for q until it is queued.
-func (q Queued) OutboxEntry() OutboxEntry {
-	return "d:" + q.DeliveryID + ":" + q.EndpointID + ":" + strconv.Itoa(q.Generation)
-}
-
-// ParseQueued reads "did:eid:gen" (the outbox form without its "d:" prefix).
-func ParseQueued(s string) (Queued, bool) {
-	parts := strings.Split(s, ":")
-	if len(parts) != 3 {
-		return Queued{}, false
-	}
-	g, err := strconv.Atoi(parts[2])
-	return Queued{DeliveryID: parts[0], EndpointID: parts[1], Generation: g}, err == nil
-}
-
-func (s *Store) retentionArgs() (int64, int64) {
-	return int64(s.retention / time.Second), s.retention.Milliseconds()
-}
+var fanoutScript = script("fanout")
 
 // CreateDeliveries fans an event out to endpoints (every subscriber of its type when
 // endpointIDs is empty): one delivery each (held when the endpoint is disabled), created once
 // however often it runs. It returns the drains to queue; NOT_FOUND when the event is gone.
 func (s *Store) CreateDeliveries(ctx context.Context, ev *Event, endpointIDs []string) ([]Drain, error) {
-	retSec, _ := s.retentionArgs()
+	retSec := s.retentionSec()
 	args := make([]any, 0, 6+len(endpointIDs))
 	args = append(args, tenantTag(ev.TenantID), ev.ID, ev.Type, ms(s.now()), retSec, namespace)
 	for _, eid := range endpointIDs {
@@ -70,13 +48,15 @@ func (s *Store) CreateDeliveries(ctx context.Context, ev *Event, endpointIDs []s
 	return parseDrains(res), nil
 }
 
+var testScript = script("test")
+
 // CreateTestDelivery stores a webhook.test event and its delivery to the endpoint, queued on
 // it; it returns the delivery's id and the drain to queue, if any. WEBHOOK_NOT_FOUND or
 // WEBHOOK_DISABLED otherwise.
 func (s *Store) CreateTestDelivery(ctx context.Context, ev *Event, eid string) (string, []Drain, error) {
 	tid := ev.TenantID
 	did := DeliveryID(ev.ID, eid)
-	retSec, _ := s.retentionArgs()
+	retSec := s.retentionSec()
 	res, err := testScript.Run(ctx, s.rdb, []string{endpointKey(tid, eid), eventKey(tid, ev.ID)},
 		tenantTag(tid), ev.ID, did, eid, ms(ev.CreatedAt), ev.Body, retSec).StringSlice()
 	if err != nil {
@@ -91,10 +71,12 @@ func (s *Store) CreateTestDelivery(ctx context.Context, ev *Event, eid string) (
 	return did, parseDrains(res[1:]), nil
 }
 
+var requeueScript = script("requeue")
+
 // RequeueDelivery queues a delivery again now with a fresh attempt budget; it returns the
 // drain to queue, if any. WEBHOOK_NOT_FOUND, DELIVERY_NOT_FOUND or WEBHOOK_DISABLED otherwise.
 func (s *Store) RequeueDelivery(ctx context.Context, tid, eid, did string) ([]Drain, error) {
-	retSec, _ := s.retentionArgs()
+	retSec := s.retentionSec()
 	res, err := requeueScript.Run(ctx, s.rdb, []string{deliveryKey(tid, did), endpointKey(tid, eid),
 		attemptsKey(tid, did)}, tenantTag(tid), did, eid, ms(s.now()), retSec).StringSlice()
 	if err != nil {
@@ -111,130 +93,58 @@ func (s *Store) RequeueDelivery(ctx context.Context, tid, eid, did string) ([]Dr
 	return parseDrains(res[1:]), nil
 }
 
+var enableScript = script("enable")
+
+// Enabled is what EnableEndpoint did: how many held deliveries it queued again, the drain to
+// queue for them, and the operational event it recorded (webhook.enabled), if any.
+type Enabled struct {
+	Requeued int
+	Drains   []Drain
+	Ops      []string
+}
+
 // EnableEndpoint re-enables an endpoint, resets its failure streak and queues its held
-// deliveries again; it returns how many and the drain to queue, if any.
-func (s *Store) EnableEndpoint(ctx context.Context, tid, eid string) (int, []Drain, error) {
-	res, err := enableScript.Run(ctx, s.rdb, []string{endpointKey(tid, eid)}, tenantTag(tid), eid, ms(s.now())).Slice()
+// deliveries again; one that was disabled starts on probation. WEBHOOK_NOT_FOUND when unknown.
+func (s *Store) EnableEndpoint(ctx context.Context, tid, eid string) (Enabled, error) {
+	res, err := enableScript.Run(ctx, s.rdb, []string{endpointKey(tid, eid)}, tenantTag(tid), eid, ms(s.now()),
+		s.retentionSec()).Slice()
 	if errors.Is(err, redis.Nil) {
-		return 0, nil, E(CodeWebhookNotFound)
+		return Enabled{}, E(CodeWebhookNotFound)
 	}
 	if err != nil {
-		return 0, nil, storeErr("enable endpoint", err)
+		return Enabled{}, storeErr("enable endpoint", err)
 	}
 	n, _ := res[0].(int64)
 	w, _ := res[1].(string)
-	return int(n), parseDrains([]string{w}), nil
+	return Enabled{Requeued: int(n), Drains: parseDrains([]string{w}), Ops: nonEmpty(res[2])}, nil
 }
+
+var disableScript = script("disable")
 
 // DisableEndpoint disables an active endpoint (reason "manual") and holds its queued
-// deliveries. An endpoint already disabled keeps its reason.
-func (s *Store) DisableEndpoint(ctx context.Context, tid, eid, reason string) error {
-	retSec, _ := s.retentionArgs()
-	n, err := disableScript.Run(ctx, s.rdb, []string{endpointKey(tid, eid)},
-		tenantTag(tid), eid, ms(s.now()), reason, retSec).Int()
+// deliveries; it returns the operational event recorded (webhook.disabled), if any. An
+// endpoint already disabled keeps its reason.
+func (s *Store) DisableEndpoint(ctx context.Context, tid, eid, reason string) ([]string, error) {
+	res, err := disableScript.Run(ctx, s.rdb, []string{endpointKey(tid, eid)},
+		tenantTag(tid), eid, ms(s.now()), reason, s.retentionSec()).Slice()
 	if err != nil {
-		return storeErr("disable endpoint", err)
+		return nil, storeErr("disable endpoint", err)
 	}
-	if n < 0 {
-		return E(CodeWebhookNotFound)
+	if n, _ := res[0].(int64); n < 0 {
+		return nil, E(CodeWebhookNotFound)
+	}
+	if len(res) < 2 {
+		return nil, nil
+	}
+	return nonEmpty(res[1]), nil
+}
+
+// nonEmpty is a script's optional string answer as a list.
+func nonEmpty(v any) []string {
+	if s, _ := v.(string); s != "" {
+		return []string{s}
 	}
 	return nil
-}
-
-// HoldDelivery holds a delivery whose endpoint is disabled. It answers "held", "active" (the
-// endpoint is enabled again: go on), "stale" or "deleted".
-func (s *Store) HoldDelivery(ctx context.Context, tid string, q Queued) (string, error) {
-	res, err := holdScript.Run(ctx, s.rdb, []string{deliveryKey(tid, q.DeliveryID), endpointKey(tid, q.EndpointID)},
-		tenantTag(tid), q.DeliveryID, q.EndpointID, q.Generation, ms(s.now())).Text()
-	return res, storeErr("hold delivery", err)
-}
-
-// AttemptContext is everything one delivery attempt reads, fetched in one round trip.
-type AttemptContext struct {
-	Delivery *Delivery
-	Endpoint *Endpoint
-	Event    *Event
-}
-
-// LoadAttempt reads a delivery, its endpoint and its event in one pipeline; a nil field means
-// that record is gone.
-func (s *Store) LoadAttempt(ctx context.Context, tid string, q Queued, eventID string) (AttemptContext, error) {
-	var d, e, ev *redis.MapStringStringCmd
-	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-		d = p.HGetAll(ctx, deliveryKey(tid, q.DeliveryID))
-		e = p.HGetAll(ctx, endpointKey(tid, q.EndpointID))
-		ev = p.HGetAll(ctx, eventKey(tid, eventID))
-		return nil
-	})
-	if err != nil {
-		return AttemptContext{}, storeErr("load attempt", err)
-	}
-	var ac AttemptContext
-	if m := d.Val(); len(m) > 0 {
-		ac.Delivery = deliveryFromFields(tid, m)
-	}
-	if m := e.Val(); len(m) > 0 {
-		ac.Endpoint = endpointFromFields(tid, m)
-	}
-	if m := ev.Val(); len(m) > 0 {
-		ac.Event = eventFromFields(tid, m)
-	}
-	return ac, nil
-}
-
-// AttemptOutcome is how an attempt ended, for the failure streak.
-type AttemptOutcome string
-
-// Outcomes of an attempt.
-const (
-	OutcomeSuccess   AttemptOutcome = "success"
-	OutcomeFailure   AttemptOutcome = "failure"
-	OutcomeGone      AttemptOutcome = "gone"
-	OutcomeThrottled AttemptOutcome = "throttled"
-)
-
-// AttemptRecord is one finished attempt and the policy that judges it.
-type AttemptRecord struct {
-	TenantID      string
-	Queued        Queued
-	Attempt       Attempt
-	Outcome       AttemptOutcome
-	NextAttemptAt time.Time
-	// DisableAfter and DisableMinWindow are the auto-disable threshold and minimum streak age.
-	DisableAfter     int
-	DisableMinWindow time.Duration
-	// MaxAttempts is the attempt budget of one run of the delivery.
-	MaxAttempts int
-}
-
-// Recorded is what RecordAttempt decided.
-type Recorded struct {
-	// Status is the delivery's status now ("retrying" means: schedule the next attempt), or
-	// "stale" when the run was superseded.
-	Status string
-	// Disabled is true when this attempt disabled the endpoint.
-	Disabled bool
-}
-
-// RecordAttempt stores an attempt and, atomically, its consequences: the endpoint's failure
-// streak and auto-disable (holding its queued deliveries), and the delivery's next status.
-func (s *Store) RecordAttempt(ctx context.Context, r AttemptRecord) (Recorded, error) {
-	tid, q := r.TenantID, r.Queued
-	att, err := json.Marshal(r.Attempt)
-	if err != nil {
-		return Recorded{}, err
-	}
-	retSec, _ := s.retentionArgs()
-	res, err := recordScript.Run(ctx, s.rdb,
-		[]string{deliveryKey(tid, q.DeliveryID), endpointKey(tid, q.EndpointID), attemptsKey(tid, q.DeliveryID)},
-		tenantTag(tid), q.DeliveryID, q.EndpointID, q.Generation, att, string(r.Outcome), ms(r.Attempt.StartedAt.Add(time.Duration(r.Attempt.DurationMs)*time.Millisecond)),
-		r.DisableAfter, r.DisableMinWindow.Milliseconds(), r.MaxAttempts, ms(r.NextAttemptAt), retSec).Slice()
-	if err != nil {
-		return Recorded{}, storeErr("record attempt", err)
-	}
-	st, _ := res[0].(string)
-	dis, _ := res[1].(int64)
-	return Recorded{Status: st, Disabled: dis == 1}, nil
 }
 
 // Delivery returns one delivery of an endpoint, with its attempts when asked;
@@ -255,27 +165,23 @@ func (s *Store) Delivery(ctx context.Context, tid, eid, did string, withAttempts
 		return nil, storeErr("get delivery", err)
 	}
 	m := h.Val()
-	if len(m) == 0 {
-		if it, ok := parseQueueItem(did, q.Val()); ok {
-			d := queuedDelivery(tid, eid, it)
-			if withAttempts {
-				d.Attempts = []Attempt{}
-			}
-			return d, nil
-		}
-	}
-	if len(m) == 0 || m["webhookId"] != eid {
+	if len(m) > 0 && m["webhookId"] != eid {
 		return nil, E(CodeDeliveryNotFound)
 	}
-	d := deliveryFromFields(tid, m)
+	d := deliveryOf(tid, eid, did, m, q.Val())
+	if d == nil {
+		return nil, E(CodeDeliveryNotFound)
+	}
 	if withAttempts {
 		d.Attempts = make([]Attempt, 0, len(a.Val())+1)
+		if len(m) == 0 {
+			return d, nil
+		}
 		if first, ok := firstAttempt(m); ok {
 			d.Attempts = append(d.Attempts, first)
 		}
-		for _, js := range a.Val() {
-			var at Attempt
-			if json.Unmarshal([]byte(js), &at) == nil {
+		for _, v := range a.Val() {
+			if at, ok := decodeAttempt(v); ok {
 				d.Attempts = append(d.Attempts, at)
 			}
 		}
@@ -284,23 +190,21 @@ func (s *Store) Delivery(ctx context.Context, tid, eid, did string, withAttempts
 }
 
 // ListDeliveries returns one page of an endpoint's deliveries, newest first, optionally of
-// one status, and the total.
+// one status, and the total. Pending deliveries are those on the queue and those waiting in
+// their scan's lane.
 func (s *Store) ListDeliveries(ctx context.Context, tid, eid, status string, pg Page) ([]*Delivery, int, error) {
-	key := endpointDeliveriesKey(tid, eid)
-	if status != "" {
-		key = endpointStatusKey(tid, eid, status)
+	var keys []string
+	switch status {
+	case "":
+		keys = deliveryIndexes(tid, eid)
+	case DeliveryPending:
+		keys = []string{endpointStatusKey(tid, eid, status), endpointStatusKey(tid, eid, waitingIndex)}
+	default:
+		keys = []string{endpointStatusKey(tid, eid, status)}
 	}
-	total, err := s.rdb.ZCard(ctx, key).Result()
-	if err != nil {
-		return nil, 0, storeErr("count deliveries", err)
-	}
-	start, stop := pg.bounds(int(total))
-	if start == stop {
-		return nil, int(total), nil
-	}
-	ids, err := s.rdb.ZRevRange(ctx, key, int64(start), int64(stop-1)).Result()
-	if err != nil {
-		return nil, 0, storeErr("list deliveries", err)
+	ids, total, err := s.pageOf(ctx, keys, everything, pg)
+	if err != nil || len(ids) == 0 {
+		return nil, total, err
 	}
 	cmds := make([]*redis.MapStringStringCmd, len(ids))
 	var queued *redis.SliceCmd
@@ -317,19 +221,38 @@ func (s *Store) ListDeliveries(ctx context.Context, tid, eid, status string, pg 
 	out := make([]*Delivery, 0, len(ids))
 	entries := queued.Val()
 	for i, c := range cmds {
-		if m := c.Val(); len(m) > 0 {
-			out = append(out, deliveryFromFields(tid, m))
-		} else if e, _ := entries[i].(string); e != "" {
-			if it, ok := parseQueueItem(ids[i], e); ok {
-				out = append(out, queuedDelivery(tid, eid, it))
-			}
+		e, _ := entries[i].(string)
+		if d := deliveryOf(tid, eid, ids[i], c.Val(), e); d != nil {
+			out = append(out, d)
 		}
 	}
-	return out, int(total), nil
+	return out, total, nil
 }
 
-func deliveryFromFields(tid string, m map[string]string) *Delivery {
-	d := &Delivery{ID: m["id"], TenantID: tid, WebhookID: m["webhookId"], EventID: m["eventId"],
+// deliveryOf is a delivery as read: its record (m) and its queue entry, when queued or waiting;
+// nil when it has neither.
+func deliveryOf(tid, eid, did string, m map[string]string, entry string) *Delivery {
+	it, queued := parseQueueItem(did, entry)
+	var d *Delivery
+	switch {
+	case len(m) > 0:
+		d = deliveryFromFields(tid, did, m)
+	case queued:
+		d = queuedDelivery(tid, eid, it)
+	default:
+		return nil
+	}
+	if queued && it.After != "" {
+		after := it.After
+		d.WaitingFor = &after
+	}
+	return d
+}
+
+// deliveryFromFields reads a delivery's record; its id is its key's (records written before
+// this version repeat it in a field, unread).
+func deliveryFromFields(tid, did string, m map[string]string) *Delivery {
+	d := &Delivery{ID: did, TenantID: tid, WebhookID: m["webhookId"], EventID: m["eventId"],
 		EventType: m["eventType"], Status: m["status"], CreatedAt: fromMs(m["createdAt"]),
 		UpdatedAt: fromMs(m["updatedAt"]), NextAttemptAt: timePtr(fromMs(m["nextAttemptAt"]))}
 	d.AttemptCount, _ = strconv.Atoi(m["attemptCount"])
@@ -338,17 +261,30 @@ func deliveryFromFields(tid string, m map[string]string) *Delivery {
 	return d
 }
 
-// TrimIndexes drops delivery index entries older than the retention period from every endpoint
-// of the tenant (their records have expired); it returns how many.
+var trimScript = script("trim")
+
+// TrimIndexes drops event and delivery index entries older than the retention period (their
+// records have expired) from the tenant's event indexes and every endpoint's; it returns how
+// many. It also sets the expiry of the day scan indexes (expireScanIndexes).
 func (s *Store) TrimIndexes(ctx context.Context, tid string) (int, error) {
+	if err := s.expireScanIndexes(ctx, tid); err != nil {
+		return 0, err
+	}
 	eids, err := s.rdb.ZRange(ctx, endpointsKey(tid), 0, -1).Result()
 	if err != nil {
 		return 0, storeErr("list endpoints", err)
 	}
 	cutoff := ms(s.now().Add(-s.retention))
-	total := 0
+	var evKeys []string
+	for _, typ := range slices.Concat(EventTypes, OperationalEventTypes) {
+		evKeys = append(evKeys, eventsKey(tid, typ))
+	}
+	total, err := trimScript.Run(ctx, s.rdb, evKeys, cutoff).Int()
+	if err != nil {
+		return 0, storeErr("trim indexes", err)
+	}
 	for _, eid := range eids {
-		keys := []string{endpointDeliveriesKey(tid, eid)}
+		keys := []string{formerDeliveriesKey(tid, eid)}
 		for _, st := range DeliveryStatuses {
 			if st != DeliveryPending {
 				keys = append(keys, endpointStatusKey(tid, eid, st))

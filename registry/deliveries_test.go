@@ -13,16 +13,16 @@ func TestCreateDeliveries(t *testing.T) {
 		ctx := t.Context()
 		tn := e.tenant(t, 0)
 		a, b, off := e.endpoint(t, tn.ID), e.endpoint(t, tn.ID), e.endpoint(t, tn.ID)
-		if err := e.store.DisableEndpoint(ctx, tn.ID, off.ID, registry.ReasonManual); err != nil {
+		if _, err := e.store.DisableEndpoint(ctx, tn.ID, off.ID, registry.ReasonManual); err != nil {
 			t.Fatalf("DisableEndpoint: %v", err)
 		}
 		ev := e.publish(t, tn.ID, registry.EventScanCompleted)
 		e.clock.Advance(time.Second)
 		qs := e.fanout(t, ev, a.ID, b.ID, off.ID, "no-such-endpoint")
 
-		want := map[string]registry.Queued{}
+		want := map[string]queued{}
 		for _, eid := range []string{a.ID, b.ID} {
-			q := registry.Queued{DeliveryID: registry.DeliveryID(ev.ID, eid), EndpointID: eid}
+			q := queued{DeliveryID: registry.DeliveryID(ev.ID, eid), EndpointID: eid}
 			want[q.DeliveryID] = q
 		}
 		got := ids(qs)
@@ -37,7 +37,7 @@ func TestCreateDeliveries(t *testing.T) {
 				t.Errorf("new delivery = %+v", d)
 			}
 		}
-		held := e.delivery(t, tn.ID, registry.Queued{DeliveryID: registry.DeliveryID(ev.ID, off.ID), EndpointID: off.ID})
+		held := e.delivery(t, tn.ID, queued{DeliveryID: registry.DeliveryID(ev.ID, off.ID), EndpointID: off.ID})
 		if held.Status != registry.DeliveryHeld || held.NextAttemptAt != nil {
 			t.Errorf("delivery to a disabled endpoint = %+v, want held", held)
 		}
@@ -133,8 +133,8 @@ func TestRecordAttemptFailureRetriesThenFails(t *testing.T) {
 			t.Errorf("failure 3 of 3: recorded %+v, delivery %+v; want failed", r, d)
 		}
 		// A late duplicate attempt of the same run leaves a finished delivery alone.
-		if r := e.attempt(t, tn.ID, q, registry.OutcomeSuccess, p); r.Status != registry.DeliveryFailed {
-			t.Errorf("attempt on a failed delivery recorded as %q, want failed", r.Status)
+		if r := e.attempt(t, tn.ID, q, registry.OutcomeSuccess, p); r.Status != "stale" {
+			t.Errorf("attempt on a failed delivery recorded as %q, want stale", r.Status)
 		}
 		if d := e.delivery(t, tn.ID, q); d.Status != registry.DeliveryFailed {
 			t.Errorf("delivery after a late attempt = %s, want failed", d.Status)
@@ -200,6 +200,42 @@ func TestRecordAttemptThrottled(t *testing.T) {
 				t.Errorf("after throttled attempt %d: consecutiveFailures %d, enabled %v; want 1, true",
 					i, got.ConsecutiveFailures, got.Enabled)
 			}
+		}
+	})
+}
+
+// An endpoint's deliveries are listed from its status indexes merged, newest first, each once,
+// across pages.
+func TestListDeliveriesMergesStatuses(t *testing.T) {
+	eachBackend(t, registry.Config{}, func(t *testing.T, e *env) {
+		ctx := t.Context()
+		tn := e.tenant(t, 0)
+		ep := e.endpoint(t, tn.ID)
+		var qs []queued
+		for range 5 {
+			e.clock.Advance(time.Second)
+			qs = append(qs, e.deliver(t, tn.ID, ep.ID))
+		}
+		e.attempt(t, tn.ID, qs[0], registry.OutcomeSuccess, lenient)
+		e.attempt(t, tn.ID, qs[3], registry.OutcomeFailure, lenient)
+		wantStatus := []string{registry.DeliveryPending, registry.DeliveryRetrying, registry.DeliveryPending,
+			registry.DeliveryPending, registry.DeliverySucceeded} // newest first
+		var got, statuses []string
+		for page := 1; page <= 3; page++ {
+			list, total, err := e.store.ListDeliveries(ctx, tn.ID, ep.ID, "", registry.Page{Page: page, Limit: 2})
+			if err != nil || total != 5 {
+				t.Fatalf("page %d: total %d, %v; want 5", page, total, err)
+			}
+			for _, d := range list {
+				got, statuses = append(got, d.ID), append(statuses, d.Status)
+			}
+		}
+		var want []string
+		for i := len(qs) - 1; i >= 0; i-- {
+			want = append(want, qs[i].DeliveryID)
+		}
+		if !slices.Equal(got, want) || !slices.Equal(statuses, wantStatus) {
+			t.Errorf("listed %v %v, want %v %v", got, statuses, want, wantStatus)
 		}
 	})
 }

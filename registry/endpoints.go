@@ -18,6 +18,13 @@ type NewEndpoint struct {
 	Description string
 	Headers     map[string]string
 	Secret      string
+	// Disabled registers the endpoint disabled by hand (reason manual): its events are held
+	// until it is enabled.
+	Disabled bool
+	// Ordering is OrderingNone (the default when empty) or OrderingScan.
+	Ordering string
+	// RateLimitPerSecond caps the endpoint's attempts per second; nil: none.
+	RateLimitPerSecond *int
 }
 
 // EndpointPatch changes the fields that are not nil.
@@ -28,6 +35,10 @@ type EndpointPatch struct {
 	Headers     map[string]string
 	// HeadersSet distinguishes "headers": {} (clear them) from no change.
 	HeadersSet bool
+	Ordering   *string
+	// RateLimitPerSecond replaces the endpoint's rate limit when RateLimitSet (nil: none).
+	RateLimitPerSecond *int
+	RateLimitSet       bool
 }
 
 // CreateEndpoint stores a new active endpoint and its subscriptions in one MULTI/EXEC.
@@ -36,9 +47,14 @@ func (s *Store) CreateEndpoint(ctx context.Context, tid string, n NewEndpoint) (
 	e := &Endpoint{
 		ID: uuid.NewString(), TenantID: tid, URL: n.URL, Events: dedupe(n.Events), Description: n.Description,
 		Headers: n.Headers, Enabled: true, Status: StatusActive, CreatedAt: now, UpdatedAt: now, Secret: n.Secret,
+		Ordering: orderingOr(n.Ordering), RateLimitPerSecond: n.RateLimitPerSecond,
 	}
 	if e.Headers == nil {
 		e.Headers = map[string]string{}
+	}
+	if n.Disabled {
+		reason := ReasonManual
+		e.Enabled, e.Status, e.DisabledReason, e.DisabledAt = false, StatusDisabled, &reason, timePtr(now)
 	}
 	_, err := s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
 		p.HSet(ctx, endpointKey(tid, e.ID), endpointFields(e))
@@ -119,9 +135,61 @@ func (s *Store) endpointsByID(ctx context.Context, tid string, ids []string) ([]
 	return out, nil
 }
 
-// UpdateEndpoint applies a patch of url, events, description and headers atomically
-// (WATCH on the endpoint, MULTI for it and its subscription sets).
-func (s *Store) UpdateEndpoint(ctx context.Context, tid, eid string, p EndpointPatch) (*Endpoint, error) {
+// UpdateEndpoint applies a patch of url, events, description, headers and ordering atomically
+// (WATCH on the endpoint, MULTI for it and its subscription sets). Ending the ordering by scan
+// puts every delivery waiting in a lane on the queue; the drain to queue for them, if any, is
+// returned.
+func (s *Store) UpdateEndpoint(ctx context.Context, tid, eid string, p EndpointPatch) (*Endpoint, []Drain, error) {
+	var was string
+	e, err := s.changeEndpoint(ctx, tid, eid, "update endpoint", func(e *Endpoint, pp redis.Pipeliner) {
+		was = e.Ordering
+		old := e.Events
+		applyPatch(e, p, s.now().UTC())
+		pp.HSet(ctx, endpointKey(tid, eid), patchFields(e))
+		if e.RateLimitPerSecond == nil {
+			pp.HDel(ctx, endpointKey(tid, eid), "rateLimit")
+		}
+		for _, t := range old {
+			if !e.Subscribes(t) {
+				pp.SRem(ctx, subscribersKey(tid, t), eid)
+			}
+		}
+		for _, t := range e.Events {
+			pp.SAdd(ctx, subscribersKey(tid, t), eid)
+		}
+	})
+	if err != nil || was != OrderingScan || e.Ordering == OrderingScan {
+		return e, nil, err
+	}
+	drains, err := s.unorder(ctx, tid, eid)
+	return e, drains, err
+}
+
+var unorderScript = script("unorder")
+
+// unorder puts the deliveries waiting in an endpoint's lanes on its queue (lua/unorder.lua).
+func (s *Store) unorder(ctx context.Context, tid, eid string) ([]Drain, error) {
+	res, err := unorderScript.Run(ctx, s.rdb, []string{endpointKey(tid, eid), endpointStatusKey(tid, eid, waitingIndex),
+		endpointStatusKey(tid, eid, DeliveryPending), endpointQueueKey(tid, eid)}, tenantTag(tid), eid, ms(s.now())).Slice()
+	if err != nil {
+		return nil, storeErr("end ordering", err)
+	}
+	w, _ := res[1].(string)
+	return parseDrains([]string{w}), nil
+}
+
+// orderingOr reads a stored or requested ordering: OrderingScan, else OrderingNone.
+func orderingOr(o string) string {
+	if o == OrderingScan {
+		return OrderingScan
+	}
+	return OrderingNone
+}
+
+// changeEndpoint reads an endpoint under WATCH, lets change edit it and queue its writes in one
+// MULTI, and starts again when another client changed the endpoint meanwhile. It returns the
+// endpoint as changed; WEBHOOK_NOT_FOUND when there is none.
+func (s *Store) changeEndpoint(ctx context.Context, tid, eid, op string, change func(*Endpoint, redis.Pipeliner)) (*Endpoint, error) {
 	key := endpointKey(tid, eid)
 	var out *Endpoint
 	for i := 0; i < 10; i++ {
@@ -133,33 +201,22 @@ func (s *Store) UpdateEndpoint(ctx context.Context, tid, eid string, p EndpointP
 			if len(m) == 0 {
 				return E(CodeWebhookNotFound)
 			}
-			e := endpointFromFields(tid, m)
-			old := e.Events
-			applyPatch(e, p, s.now().UTC())
+			out = endpointFromFields(tid, m)
 			_, err = tx.TxPipelined(ctx, func(pp redis.Pipeliner) error {
-				pp.HSet(ctx, key, patchFields(e))
-				for _, t := range old {
-					if !e.Subscribes(t) {
-						pp.SRem(ctx, subscribersKey(tid, t), eid)
-					}
-				}
-				for _, t := range e.Events {
-					pp.SAdd(ctx, subscribersKey(tid, t), eid)
-				}
+				change(out, pp)
 				return nil
 			})
-			out = e
 			return err
 		}, key)
 		if errors.Is(err, redis.TxFailedErr) {
 			continue
 		}
 		if err != nil {
-			return nil, storeErr("update endpoint", err)
+			return nil, storeErr(op, err)
 		}
 		return out, nil
 	}
-	return nil, storeErr("update endpoint", redis.TxFailedErr)
+	return nil, storeErr(op, redis.TxFailedErr)
 }
 
 func applyPatch(e *Endpoint, p EndpointPatch, now time.Time) {
@@ -171,6 +228,12 @@ func applyPatch(e *Endpoint, p EndpointPatch, now time.Time) {
 	}
 	if p.Description != nil {
 		e.Description = *p.Description
+	}
+	if p.Ordering != nil {
+		e.Ordering = orderingOr(*p.Ordering)
+	}
+	if p.RateLimitSet {
+		e.RateLimitPerSecond = p.RateLimitPerSecond
 	}
 	if p.HeadersSet {
 		e.Headers = p.Headers
@@ -188,9 +251,17 @@ func (s *Store) DeleteEndpoint(ctx context.Context, tid, eid string) error {
 	if err != nil {
 		return err
 	}
+	// A lane made meanwhile keeps its list until the retention period expires it.
+	lanes, err := s.rdb.HKeys(ctx, lanesKey(tid, eid)).Result()
+	if err != nil {
+		return storeErr("delete endpoint", err)
+	}
 	_, err = s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
-		p.Del(ctx, endpointKey(tid, eid), endpointDeliveriesKey(tid, eid), endpointQueueKey(tid, eid), drainKey(tid, eid),
-			drainKey(tid, eid)+":n")
+		p.Del(ctx, endpointKey(tid, eid), formerDeliveriesKey(tid, eid), endpointQueueKey(tid, eid), drainKey(tid, eid),
+			drainCountKey(tid, eid), endpointStatusKey(tid, eid, waitingIndex), lanesKey(tid, eid))
+		for _, lane := range lanes {
+			p.Del(ctx, laneKey(tid, eid, lane))
+		}
 		for _, st := range DeliveryStatuses {
 			p.Del(ctx, endpointStatusKey(tid, eid, st))
 		}
@@ -203,31 +274,48 @@ func (s *Store) DeleteEndpoint(ctx context.Context, tid, eid string) error {
 	return storeErr("delete endpoint", err)
 }
 
-// RotateSecret makes secret the endpoint's signing secret; the previous one keeps signing
-// for grace (0: stops at once).
+// RotateSecret makes secret the endpoint's signing secret. The replaced one keeps signing for
+// grace (0: stops at once), and so does each older one until its own grace ends, at most three
+// secrets signing at once (see Endpoint.afterRotation). WEBHOOK_NOT_FOUND for an unknown endpoint.
 func (s *Store) RotateSecret(ctx context.Context, tid, eid, secret string, grace time.Duration) (*Endpoint, error) {
-	now := s.now().UTC()
-	res, err := rotateScript.Run(ctx, s.rdb, []string{endpointKey(tid, eid)},
-		secret, ms(now.Add(grace)), ms(now), grace > 0).Result()
-	if err != nil && !errors.Is(err, redis.Nil) {
-		return nil, storeErr("rotate secret", err)
-	}
-	if res == nil {
-		return nil, E(CodeWebhookNotFound)
-	}
-	return s.Endpoint(ctx, tid, eid)
+	return s.changeEndpoint(ctx, tid, eid, "rotate secret", func(e *Endpoint, p redis.Pipeliner) {
+		now := s.now().UTC()
+		setPrevious(e, e.afterRotation(now, grace))
+		e.Secret, e.UpdatedAt = secret, now
+		set, del := secretFields(e)
+		p.HSet(ctx, endpointKey(tid, eid), set)
+		if len(del) > 0 {
+			p.HDel(ctx, endpointKey(tid, eid), del...)
+		}
+	})
 }
 
-var rotateScript = redis.NewScript(`
-if redis.call('EXISTS', KEYS[1]) == 0 then return false end
-if ARGV[4] == '1' then
-  local old = redis.call('HGET', KEYS[1], 'secret')
-  redis.call('HSET', KEYS[1], 'prevSecret', old, 'prevSecretExpiresAt', ARGV[2])
-else
-  redis.call('HDEL', KEYS[1], 'prevSecret', 'prevSecretExpiresAt')
-end
-redis.call('HSET', KEYS[1], 'secret', ARGV[1], 'updatedAt', ARGV[3])
-return 1`)
+func setPrevious(e *Endpoint, prev []PreviousSecret) {
+	e.PrevSecret, e.PrevSecretExpiresAt, e.OlderSecret, e.OlderSecretExpiresAt = "", time.Time{}, "", time.Time{}
+	if len(prev) > 0 {
+		e.PrevSecret, e.PrevSecretExpiresAt = prev[0].Secret, prev[0].ExpiresAt
+	}
+	if len(prev) > 1 {
+		e.OlderSecret, e.OlderSecretExpiresAt = prev[1].Secret, prev[1].ExpiresAt
+	}
+}
+
+// secretFields are the hash fields of e's secrets to set, and the names of those to delete.
+func secretFields(e *Endpoint) (map[string]any, []string) {
+	set := map[string]any{"secret": e.Secret, "updatedAt": ms(e.UpdatedAt)}
+	var del []string
+	for _, f := range []struct {
+		name, secret string
+		exp          time.Time
+	}{{"prevSecret", e.PrevSecret, e.PrevSecretExpiresAt}, {"olderSecret", e.OlderSecret, e.OlderSecretExpiresAt}} {
+		if f.secret == "" {
+			del = append(del, f.name, f.name+"ExpiresAt")
+			continue
+		}
+		set[f.name], set[f.name+"ExpiresAt"] = f.secret, ms(f.exp)
+	}
+	return set, del
+}
 
 func endpointFields(e *Endpoint) map[string]any {
 	f := patchFields(e)
@@ -236,16 +324,23 @@ func endpointFields(e *Endpoint) map[string]any {
 	f["consecutiveFailures"] = e.ConsecutiveFailures
 	f["createdAt"] = ms(e.CreatedAt)
 	f["secret"] = e.Secret
+	if e.DisabledReason != nil {
+		f["disabledReason"], f["disabledAt"] = *e.DisabledReason, ms(*e.DisabledAt)
+	}
 	return f
 }
 
 func patchFields(e *Endpoint) map[string]any {
 	ev, _ := json.Marshal(e.Events)
 	hd, _ := json.Marshal(e.Headers)
-	return map[string]any{
+	f := map[string]any{
 		"url": e.URL, "events": string(ev), "description": e.Description, "headers": string(hd),
-		"updatedAt": ms(e.UpdatedAt),
+		"ordering": e.Ordering, "updatedAt": ms(e.UpdatedAt),
 	}
+	if e.RateLimitPerSecond != nil {
+		f["rateLimit"] = *e.RateLimitPerSecond
+	}
+	return f
 }
 
 func endpointFromFields(tid string, m map[string]string) *Endpoint {
@@ -253,7 +348,8 @@ func endpointFromFields(tid string, m map[string]string) *Endpoint {
 		ID: m["id"], TenantID: tid, URL: m["url"], Description: m["description"], Status: m["status"],
 		CreatedAt: fromMs(m["createdAt"]), UpdatedAt: fromMs(m["updatedAt"]), Secret: m["secret"],
 		PrevSecret: m["prevSecret"], PrevSecretExpiresAt: fromMs(m["prevSecretExpiresAt"]),
-		FailureStreakStart: fromMs(m["streakStart"]),
+		OlderSecret: m["olderSecret"], OlderSecretExpiresAt: fromMs(m["olderSecretExpiresAt"]),
+		FailureStreakStart: fromMs(m["streakStart"]), Ordering: orderingOr(m["ordering"]),
 	}
 	_ = json.Unmarshal([]byte(m["events"]), &e.Events)
 	_ = json.Unmarshal([]byte(m["headers"]), &e.Headers)
@@ -264,6 +360,12 @@ func endpointFromFields(tid string, m map[string]string) *Endpoint {
 		e.Events = []string{}
 	}
 	e.ConsecutiveFailures, _ = strconv.Atoi(m["consecutiveFailures"])
+	e.Probation = m["probation"] == "1" && e.Status == StatusActive
+	e.Degraded = m["degraded"] == "1" && e.Status == StatusActive
+	e.concurrency, _ = strconv.Atoi(m["concurrency"])
+	if n, err := strconv.Atoi(m["rateLimit"]); err == nil && n > 0 {
+		e.RateLimitPerSecond = &n
+	}
 	e.Enabled = e.Status == StatusActive
 	if r := m["disabledReason"]; r != "" && !e.Enabled {
 		e.DisabledReason = &r

@@ -64,7 +64,7 @@ func TestListEndpoints(t *testing.T) {
 		}
 		e.endpoint(t, e.tenant(t, 0).ID) // another tenant's
 		for _, i := range []int{1, 3} {
-			if err := e.store.DisableEndpoint(ctx, tn.ID, created[i], registry.ReasonManual); err != nil {
+			if _, err := e.store.DisableEndpoint(ctx, tn.ID, created[i], registry.ReasonManual); err != nil {
 				t.Fatalf("DisableEndpoint: %v", err)
 			}
 		}
@@ -116,14 +116,14 @@ func TestUpdateEndpoint(t *testing.T) {
 		tn := e.tenant(t, 0)
 		ep := e.endpoint(t, tn.ID, registry.EventScanStarted, registry.EventScanCompleted)
 		ep.Headers = map[string]string{"X-A": "1"}
-		if _, err := e.store.UpdateEndpoint(ctx, tn.ID, ep.ID, registry.EndpointPatch{Headers: ep.Headers, HeadersSet: true}); err != nil {
+		if _, _, err := e.store.UpdateEndpoint(ctx, tn.ID, ep.ID, registry.EndpointPatch{Headers: ep.Headers, HeadersSet: true}); err != nil {
 			t.Fatalf("UpdateEndpoint(headers): %v", err)
 		}
 		other := e.endpoint(t, tn.ID, registry.EventScanStarted)
 
 		at := e.clock.Advance(time.Hour)
 		url, desc := "https://hooks.example.test/v2", "moved"
-		up, err := e.store.UpdateEndpoint(ctx, tn.ID, ep.ID, registry.EndpointPatch{URL: &url, Description: &desc,
+		up, _, err := e.store.UpdateEndpoint(ctx, tn.ID, ep.ID, registry.EndpointPatch{URL: &url, Description: &desc,
 			Events: []string{registry.EventScanCompleted, registry.EventScanFailed, registry.EventScanFailed}})
 		if err != nil {
 			t.Fatalf("UpdateEndpoint: %v", err)
@@ -153,7 +153,7 @@ func TestUpdateEndpoint(t *testing.T) {
 			}
 		}
 
-		if _, err := e.store.UpdateEndpoint(ctx, tn.ID, ep.ID, registry.EndpointPatch{HeadersSet: true}); err != nil {
+		if _, _, err := e.store.UpdateEndpoint(ctx, tn.ID, ep.ID, registry.EndpointPatch{HeadersSet: true}); err != nil {
 			t.Fatalf("UpdateEndpoint(clear headers): %v", err)
 		}
 		got = e.getEndpoint(t, tn.ID, ep.ID)
@@ -190,11 +190,10 @@ func TestDeleteEndpoint(t *testing.T) {
 		if err != nil || total != 0 || len(dl) != 0 {
 			t.Errorf("ListDeliveries of a deleted endpoint = %d (total %d), %v; want none", len(dl), total, err)
 		}
-		// A queued delivery to the deleted endpoint finds it gone and stops.
-		q := registry.Queued{DeliveryID: registry.DeliveryID(ev.ID, gone.ID), EndpointID: gone.ID}
-		ac, err := e.store.LoadAttempt(ctx, tn.ID, q, ev.ID)
-		if err != nil || ac.Endpoint != nil || ac.Event == nil {
-			t.Errorf("LoadAttempt of a deleted endpoint's delivery = %+v, %v; want no endpoint", ac, err)
+		// A drain of the deleted endpoint finds nothing to send.
+		items, ep, err := e.store.Take(ctx, registry.TakeRequest{TenantID: tn.ID, EndpointID: gone.ID, N: 99, Limit: 10})
+		if err != nil || len(items) != 0 || ep != nil {
+			t.Errorf("Take of a deleted endpoint = %d items, endpoint %v, %v; want none", len(items), ep, err)
 		}
 		// The survivor is untouched.
 		if got := e.getEndpoint(t, tn.ID, keep.ID); !got.Enabled {
@@ -214,7 +213,7 @@ func TestEndpointOfAnotherTenant(t *testing.T) {
 		ops := map[string]func() error{
 			"Endpoint": func() error { _, err := e.store.Endpoint(ctx, intruder.ID, ep.ID); return err },
 			"UpdateEndpoint": func() error {
-				_, err := e.store.UpdateEndpoint(ctx, intruder.ID, ep.ID, registry.EndpointPatch{URL: &url})
+				_, _, err := e.store.UpdateEndpoint(ctx, intruder.ID, ep.ID, registry.EndpointPatch{URL: &url})
 				return err
 			},
 			"DeleteEndpoint": func() error { return e.store.DeleteEndpoint(ctx, intruder.ID, ep.ID) },
@@ -222,8 +221,11 @@ func TestEndpointOfAnotherTenant(t *testing.T) {
 				_, err := e.store.RotateSecret(ctx, intruder.ID, ep.ID, newSecret(t), time.Hour)
 				return err
 			},
-			"DisableEndpoint": func() error { return e.store.DisableEndpoint(ctx, intruder.ID, ep.ID, registry.ReasonManual) },
-			"EnableEndpoint":  func() error { _, _, err := e.store.EnableEndpoint(ctx, intruder.ID, ep.ID); return err },
+			"DisableEndpoint": func() error {
+				_, err := e.store.DisableEndpoint(ctx, intruder.ID, ep.ID, registry.ReasonManual)
+				return err
+			},
+			"EnableEndpoint": func() error { _, err := e.store.EnableEndpoint(ctx, intruder.ID, ep.ID); return err },
 		}
 		for name, op := range ops {
 			t.Run(name, func(t *testing.T) { wantCode(t, op(), registry.CodeWebhookNotFound) })
@@ -272,19 +274,78 @@ func TestRotateSecret(t *testing.T) {
 			}
 		}
 
-		// Grace 0: the previous secret stops signing at once.
+		// Grace 0: the replaced secret stops signing at once; an older one keeps its own grace.
 		e.clock.Advance(time.Minute)
 		third := newSecret(t)
 		if _, err := e.store.RotateSecret(ctx, tn.ID, ep.ID, third, 0); err != nil {
 			t.Fatalf("RotateSecret(grace 0): %v", err)
 		}
 		stored = e.getEndpoint(t, tn.ID, ep.ID)
-		if s := stored.SigningSecrets(e.clock.Now()); !slices.Equal(s, []string{third}) || stored.PrevSecret != "" {
-			t.Errorf("after a rotation without grace: %d signing secrets, prev set %v; want only the new one",
-				len(s), stored.PrevSecret != "")
+		if s := stored.SigningSecrets(e.clock.Now()); !slices.Equal(s, []string{third, old}) {
+			t.Errorf("after a rotation without grace: %d signing secrets; want the new one and the first", len(s))
+		}
+		if s := stored.SigningSecrets(rotatedAt.Add(time.Hour)); !slices.Equal(s, []string{third}) {
+			t.Errorf("after the first grace: %d signing secrets; want only the new one", len(s))
 		}
 
 		_, err = e.store.RotateSecret(ctx, tn.ID, "no-such-endpoint", newSecret(t), time.Hour)
 		wantCode(t, err, registry.CodeWebhookNotFound)
 	})
+}
+
+// TestSecondRotationKeepsOlderGrace: every replaced secret signs until its own grace ends, and
+// at most three secrets sign at once (a fourth rotation drops the one whose grace ends first).
+func TestSecondRotationKeepsOlderGrace(t *testing.T) {
+	eachBackend(t, registry.Config{}, func(t *testing.T, e *env) {
+		ctx := t.Context()
+		tn := e.tenant(t, 0)
+		ep := e.endpoint(t, tn.ID)
+		s0 := ep.Secret
+		t0 := e.clock.Now()
+		s1, s2, s3 := newSecret(t), newSecret(t), newSecret(t)
+		rotate := func(secret string, grace time.Duration) {
+			t.Helper()
+			if _, err := e.store.RotateSecret(ctx, tn.ID, ep.ID, secret, grace); err != nil {
+				t.Fatalf("RotateSecret: %v", err)
+			}
+		}
+		rotate(s1, 24*time.Hour) // s0 signs until t0+24h
+		e.clock.Advance(time.Minute)
+		rotate(s2, time.Hour) // s1 signs until t0+1m+1h
+		stored := e.getEndpoint(t, tn.ID, ep.ID)
+		for _, c := range []struct {
+			at   time.Duration
+			want []string
+		}{
+			{time.Minute, []string{s2, s1, s0}},
+			{time.Hour, []string{s2, s1, s0}},
+			{time.Hour + time.Minute, []string{s2, s0}},
+			{24*time.Hour - time.Millisecond, []string{s2, s0}},
+			{24 * time.Hour, []string{s2}},
+		} {
+			if got := stored.SigningSecrets(t0.Add(c.at)); !slices.Equal(got, c.want) {
+				t.Errorf("SigningSecrets(t0+%v) = %d secrets %v, want %d", c.at, len(got), secretIndex(got, s0, s1, s2), len(c.want))
+			}
+		}
+		e.clock.Advance(time.Minute)
+		rotate(s3, 2*time.Hour) // s2 signs until t0+2m+2h; s1 (ends first) is dropped
+		stored = e.getEndpoint(t, tn.ID, ep.ID)
+		if got := stored.SigningSecrets(e.clock.Now()); !slices.Equal(got, []string{s3, s2, s0}) {
+			t.Errorf("after a third rotation: %d secrets %v, want s3, s2, s0", len(got), secretIndex(got, s0, s1, s2, s3))
+		}
+	})
+}
+
+// secretIndex names secrets by their position in all ("s0", "s1", ...) so failures never print them.
+func secretIndex(got []string, all ...string) []string {
+	out := make([]string, len(got))
+	for i, g := range got {
+		out[i] = "?"
+		for j, a := range all {
+			if g == a {
+				out[i] = "s" + string(rune('0'+j))
+			}
+		}
+	}
+	return out
 }

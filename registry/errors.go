@@ -16,13 +16,15 @@ import (
 // The api package owns the one table that maps each code to an HTTP status and message.
 type Code string
 
-// Codes of the public error reference, plus the routing and header codes the contract adds.
+// Codes of the public error reference, plus the routing, header and portal codes the contract adds.
 const (
 	CodeMissingAPIKey        Code = "MISSING_API_KEY"
 	CodeInvalidAPIKey        Code = "INVALID_API_KEY"
 	CodeKeyExpired           Code = "KEY_EXPIRED"
 	CodeKeyRevoked           Code = "KEY_REVOKED"
 	CodeKeySuspended         Code = "KEY_SUSPENDED"
+	CodeInvalidPortalSession Code = "INVALID_PORTAL_SESSION"
+	CodePortalSessionExpired Code = "PORTAL_SESSION_EXPIRED"
 	CodeInsufficientScope    Code = "INSUFFICIENT_SCOPE"
 	CodeScanTypeNotAllowed   Code = "SCAN_TYPE_NOT_ALLOWED"
 	CodeIPNotAllowed         Code = "IP_NOT_ALLOWED"
@@ -31,6 +33,9 @@ const (
 	CodeInvalidPriority      Code = "INVALID_PRIORITY"
 	CodeWebhookNotFound      Code = "WEBHOOK_NOT_FOUND"
 	CodeDeliveryNotFound     Code = "DELIVERY_NOT_FOUND"
+	CodeEventNotFound        Code = "EVENT_NOT_FOUND"
+	CodeRecoveryNotFound     Code = "RECOVERY_NOT_FOUND"
+	CodeInvalidTimeRange     Code = "INVALID_TIME_RANGE"
 	CodeInvalidWebhookURL    Code = "INVALID_WEBHOOK_URL"
 	CodeWebhookUnreachable   Code = "WEBHOOK_URL_UNREACHABLE"
 	CodeInvalidWebhookEvent  Code = "INVALID_WEBHOOK_EVENT"
@@ -46,6 +51,12 @@ const (
 	CodeNotFound             Code = "NOT_FOUND"
 	CodeMethodNotAllowed     Code = "METHOD_NOT_ALLOWED"
 	CodePayloadTooLarge      Code = "PAYLOAD_TOO_LARGE"
+	CodeUnknownField         Code = "UNKNOWN_FIELD"
+	CodeIdempotencyKeyReused Code = "IDEMPOTENCY_KEY_REUSED"
+	CodeMalformedRequest     Code = "MALFORMED_REQUEST"
+	CodeHeadersTooLarge      Code = "HEADERS_TOO_LARGE"
+	CodeMissingAdminToken    Code = "MISSING_ADMIN_TOKEN"
+	CodeInvalidAdminToken    Code = "INVALID_ADMIN_TOKEN"
 	CodeInternal             Code = "INTERNAL_ERROR"
 	CodeServiceUnavailable   Code = "SERVICE_UNAVAILABLE"
 	CodeDatabase             Code = "DATABASE_ERROR"

@@ -16,11 +16,21 @@ type NewEvent struct {
 	CreatedAt      time.Time
 	Body           []byte
 	IdempotencyKey string
+	// RequestHash identifies the request's content; it is kept with an idempotency key, and a
+	// later request with the same key and another hash is IDEMPOTENCY_KEY_REUSED.
+	RequestHash string
+	// ScanID is the event's data.scanId: its deliveries to an endpoint ordered by scan form
+	// one lane (LaneOf).
+	ScanID string
+	// Exclude names an endpoint that gets no delivery of the event (the one an operational
+	// event is about); Internal events are webhookd's own and count against no quota.
+	Exclude  string
+	Internal bool
 	// Quota is the tenant's monthly event quota; 0 means unlimited.
 	Quota int64
 }
 
-// Stored is what PublishEvent did.
+// Stored is what PublishEvent did, or what PublishEvents did with one event of a batch.
 type Stored struct {
 	Event *Event
 	// Deliveries is how many endpoints were subscribed when the event was accepted.
@@ -28,99 +38,119 @@ type Stored struct {
 	// Replayed is true when the Idempotency-Key named an earlier event, which is returned.
 	Replayed bool
 	// Inline is true when the deliveries were created with the event (a small fan-out);
-	// Drains then lists the drains to put on the queue. Otherwise a fan-out task must create them.
+	// Drains then lists the drains to put on the queue (with PublishEvents, the batch's
+	// Drains). Otherwise a fan-out task must create them.
 	Inline bool
 	Drains []Drain
+	// counted is true when the event counts against the tenant's quota (not Internal);
+	// record is what the publish wrote under its idempotency key ('' without one).
+	counted bool
+	record  string
 }
 
-// PublishEvent stores an event once, atomically with its idempotency key and the tenant's
-// monthly count (QUOTA_EXCEEDED past the quota). When at most Config.InlineFanout endpoints
-// subscribe, their deliveries are queued in the same step; otherwise an outbox entry
-// guarantees the fan-out.
+// NewBatch is events to store at once, all or none: a batch publish, or one event. Each
+// event's ID, Type, CreatedAt, Body, ScanID and Exclude are used; the rest is the batch's.
+type NewBatch struct {
+	Events         []NewEvent
+	IdempotencyKey string
+	// RequestHash identifies the whole request's content (see NewEvent.RequestHash).
+	RequestHash string
+	// Internal batches are webhookd's own and count against no quota; Quota is the tenant's
+	// monthly event quota (0: unlimited), which every event of the batch counts against.
+	Internal bool
+	Quota    int64
+}
+
+// StoredBatch is what PublishEvents did: each event as stored, in the batch's order, and the
+// drains to put on the queue for the events whose deliveries were created with them.
+type StoredBatch struct {
+	Events   []*Stored
+	Replayed bool
+	Drains   []Drain
+}
+
+// PublishEvent stores one event: PublishEvents with a batch of one.
 func (s *Store) PublishEvent(ctx context.Context, tid string, n NewEvent) (*Stored, error) {
-	retSec, _ := s.retentionArgs()
-	res, err := publishScript.Run(ctx, s.rdb, s.eventKeys(tid, n.ID, n.Type, n.IdempotencyKey, n.CreatedAt),
-		n.ID, n.Type, ms(n.CreatedAt), n.Body, retSec, int64(s.idemTTL/time.Second), n.Quota,
-		int64(40*24*time.Hour/time.Second), n.IdempotencyKey != "", tenantTag(tid), s.inline, namespace).StringSlice()
+	sb, err := s.PublishEvents(ctx, tid, NewBatch{Events: []NewEvent{n}, IdempotencyKey: n.IdempotencyKey,
+		RequestHash: n.RequestHash, Internal: n.Internal, Quota: n.Quota})
 	if err != nil {
-		return nil, storeErr("publish event", err)
+		return nil, err
+	}
+	st := sb.Events[0]
+	st.Drains = sb.Drains
+	return st, nil
+}
+
+var publishScript = script("publish")
+
+// PublishEvents stores a batch of events in one script, all or none, atomically with the
+// idempotency key that covers the batch and the tenant's monthly count of every event
+// (QUOTA_EXCEEDED when the batch would pass the quota); a key already used with another
+// request hash is IDEMPOTENCY_KEY_REUSED, and one used with the same returns the first
+// batch, Replayed. An event to which at most Config.InlineFanout endpoints subscribe has its
+// deliveries queued in the same step; otherwise an outbox entry guarantees its fan-out.
+func (s *Store) PublishEvents(ctx context.Context, tid string, b NewBatch) (*StoredBatch, error) {
+	if len(b.Events) == 0 {
+		return nil, E(CodeInternal)
+	}
+	at := b.Events[0].CreatedAt
+	keys := []string{idempotencyKey(tid, b.IdempotencyKey), usageKey(tid, at.UTC().Format("2006-01")), outboxKey(tid)}
+	args := make([]any, 0, 11+5*len(b.Events))
+	args = append(args, tenantTag(tid), namespace, s.retentionSec(), int64(s.idemTTL/time.Second), b.Quota,
+		int64(40*24*time.Hour/time.Second), idemHead(b), b.Internal, s.inline, ms(at), unixDay(at))
+	for _, n := range b.Events {
+		keys = append(keys, eventKey(tid, n.ID), subscribersKey(tid, n.Type), eventsKey(tid, n.Type))
+		args = append(args, n.ID, n.Type, keptBody(n.Body), LaneOf(n.ScanID), n.Exclude)
+	}
+	res, err := publishScript.Run(ctx, s.rdb, keys, args...).StringSlice()
+	if err != nil {
+		return nil, storeErr("publish events", err)
 	}
 	switch res[0] {
 	case "quota":
 		return nil, E(CodeQuotaExceeded)
 	case "replay":
-		ev, err := s.Event(ctx, tid, res[1])
-		if err != nil {
-			return nil, err
+		return s.replay(ctx, tid, res[1], b.RequestHash)
+	}
+	sb := &StoredBatch{Events: make([]*Stored, len(b.Events)), Drains: parseDrains(res[1+2*len(b.Events):])}
+	for i, n := range b.Events {
+		cnt, _ := strconv.Atoi(res[2+2*i])
+		ev := &Event{ID: n.ID, TenantID: tid, Type: n.Type, CreatedAt: at.UTC(), Body: n.Body}
+		sb.Events[i] = &Stored{Event: ev, Deliveries: cnt, Inline: res[1+2*i] == "inline", counted: !b.Internal}
+	}
+	record := idemRecord(idemHead(b), sb.Events)
+	for _, st := range sb.Events {
+		st.record = record
+	}
+	return sb, nil
+}
+
+var retractScript = script("retract")
+
+// RetractEvents removes an accepted batch none of whose work could be queued: its events, the
+// deliveries created with them, its idempotency key and quota count, and the drains it
+// scheduled that have nothing else to do. It does nothing, and reports false, once any
+// event's work may be under way (a sweep took a fan-out, a drain ran).
+func (s *Store) RetractEvents(ctx context.Context, tid, idemKey string, sb *StoredBatch) (bool, error) {
+	at := sb.Events[0].Event.CreatedAt
+	keys := []string{idempotencyKey(tid, idemKey), usageKey(tid, at.UTC().Format("2006-01")), outboxKey(tid)}
+	counted := 0
+	for _, st := range sb.Events {
+		if st.counted {
+			counted++
 		}
-		return &Stored{Event: ev, Deliveries: ev.deliveries, Replayed: true}, nil
 	}
-	cnt, _ := strconv.Atoi(res[1])
-	ev := &Event{ID: n.ID, TenantID: tid, Type: n.Type, CreatedAt: n.CreatedAt.UTC(), Body: n.Body}
-	st := &Stored{Event: ev, Deliveries: cnt, Inline: res[0] == "inline"}
-	if st.Inline {
-		st.Drains = parseDrains(res[2:])
+	args := []any{tenantTag(tid), namespace, sb.Events[0].record, counted, len(sb.Events), unixDay(at)}
+	for _, st := range sb.Events {
+		ev := st.Event
+		keys = append(keys, eventKey(tid, ev.ID), subscribersKey(tid, ev.Type), eventsKey(tid, ev.Type))
+		args = append(args, ev.ID, st.Inline)
 	}
-	return st, nil
-}
-
-func (s *Store) eventKeys(tid, evid, typ, idemKey string, at time.Time) []string {
-	return []string{eventKey(tid, evid), idempotencyKey(tid, idemKey), usageKey(tid, at.UTC().Format("2006-01")),
-		outboxKey(tid), subscribersKey(tid, typ)}
-}
-
-// RetractEvent removes an accepted event none of whose work could be queued, with the
-// deliveries created with it and the drains it scheduled that have nothing else to do (a
-// fan-out only while no sweep took it); it reports whether it did.
-func (s *Store) RetractEvent(ctx context.Context, tid string, ev *Event, idemKey string, st *Stored) (bool, error) {
-	args := []any{ev.ID, idemKey != "", tenantTag(tid), namespace, st.Inline}
-	for _, d := range st.Drains {
-		args = append(args, d.EndpointID+":"+strconv.FormatInt(d.N, 10))
+	for _, d := range sb.Drains {
+		args = append(args, d.String())
 	}
-	n, err := retractScript.Run(ctx, s.rdb, s.eventKeys(tid, ev.ID, ev.Type, idemKey, ev.CreatedAt), args...).Int()
-	return n == 1, storeErr("retract event", err)
-}
-
-// Event returns a stored event; an *Error NOT_FOUND when it is unknown or expired.
-func (s *Store) Event(ctx context.Context, tid, evid string) (*Event, error) {
-	m, err := s.rdb.HGetAll(ctx, eventKey(tid, evid)).Result()
-	if err != nil {
-		return nil, storeErr("get event", err)
-	}
-	if len(m) == 0 {
-		return nil, E(CodeNotFound)
-	}
-	return eventFromFields(tid, m), nil
-}
-
-func eventFromFields(tid string, m map[string]string) *Event {
-	n, _ := strconv.Atoi(m["deliveries"])
-	return &Event{ID: m["id"], TenantID: tid, Type: m["type"], CreatedAt: fromMs(m["createdAt"]),
-		Body: []byte(m["body"]), deliveries: n}
-}
-
-// OutboxEntry is work accepted but maybe not yet queued: "e:<eventID>" (a fan-out),
-// "q:<endpointID>:<n>" (a drain of an endpoint's queue, kept until the drain ends) or
-// "d:<deliveryID>:<endpointID>:<generation>" (a retry, scored with its time).
-type OutboxEntry = string
-
-// DueOutbox returns up to limit outbox entries of a tenant older than before.
-func (s *Store) DueOutbox(ctx context.Context, tid string, before time.Time, limit int64) ([]OutboxEntry, error) {
-	out, err := s.rdb.ZRangeArgs(ctx, redis.ZRangeArgs{Key: outboxKey(tid), Start: "-inf",
-		Stop: strconv.FormatInt(ms(before), 10), ByScore: true, Count: limit}).Result()
-	return out, storeErr("read outbox", err)
-}
-
-// OutboxDone removes entries whose work is queued.
-func (s *Store) OutboxDone(ctx context.Context, tid string, entries ...OutboxEntry) error {
-	if len(entries) == 0 {
-		return nil
-	}
-	members := make([]any, len(entries))
-	for i, e := range entries {
-		members[i] = e
-	}
-	return storeErr("clear outbox", s.rdb.ZRem(ctx, outboxKey(tid), members...).Err())
+	n, err := retractScript.Run(ctx, s.rdb, keys, args...).Int()
+	return n == 1, storeErr("retract events", err)
 }
 
 // Usage is a tenant's event count in the current UTC calendar month.

@@ -183,7 +183,7 @@ func TestRetractEvent(t *testing.T) {
 		if err != nil {
 			t.Fatalf("PublishEvent: %v", err)
 		}
-		ok, err := e.store.RetractEvent(ctx, tn.ID, st.Event, n.IdempotencyKey, st)
+		ok, err := e.retract(ctx, tn.ID, n.IdempotencyKey, st)
 		if err != nil || !ok {
 			t.Fatalf("RetractEvent = %v, %v; want true", ok, err)
 		}
@@ -202,10 +202,10 @@ func TestRetractEvent(t *testing.T) {
 
 		// Once a fan-out is queued (outbox entry done), the event stays. (Stored{} has Inline
 		// false: the retract of a fan-out.)
-		if err := e.store.OutboxDone(ctx, tn.ID, "e:"+again.Event.ID); err != nil {
+		if err := e.store.OutboxDone(ctx, tn.ID, registry.FanoutEntry(again.Event.ID)); err != nil {
 			t.Fatalf("OutboxDone: %v", err)
 		}
-		ok, err = e.store.RetractEvent(ctx, tn.ID, again.Event, "retry-me", &registry.Stored{})
+		ok, err = e.retract(ctx, tn.ID, "retry-me", &registry.Stored{Event: again.Event})
 		if err != nil || ok {
 			t.Fatalf("RetractEvent after OutboxDone = %v, %v; want false", ok, err)
 		}
@@ -223,22 +223,30 @@ func TestRetractEvent(t *testing.T) {
 }
 
 // dueOutbox reads every outbox entry up to a day from now.
-func (e *env) dueOutbox(t *testing.T, tid string) []string {
+func (e *env) dueOutbox(t *testing.T, tid string) []registry.OutboxEntry {
 	t.Helper()
 	due, err := e.store.DueOutbox(t.Context(), tid, e.clock.Now().Add(24*time.Hour), 1000)
 	if err != nil {
 		t.Fatalf("DueOutbox: %v", err)
 	}
-	return due
+	return entries(due)
+}
+
+func entries(ws []registry.Work) []registry.OutboxEntry {
+	var out []registry.OutboxEntry
+	for _, w := range ws {
+		out = append(out, w.Entry)
+	}
+	return out
 }
 
 func TestDueOutbox(t *testing.T) {
 	eachBackend(t, registry.Config{}, func(t *testing.T, e *env) {
 		ctx := t.Context()
 		tn := e.tenant(t, 0)
-		var evs []string
+		var evs []registry.OutboxEntry
 		for range 3 {
-			evs = append(evs, "e:"+e.publish(t, tn.ID, registry.EventScanCompleted).ID)
+			evs = append(evs, registry.FanoutEntry(e.publish(t, tn.ID, registry.EventScanCompleted).ID))
 			e.clock.Advance(time.Minute)
 		}
 		e.publish(t, e.tenant(t, 0).ID, registry.EventScanCompleted) // another tenant's outbox
@@ -246,7 +254,7 @@ func TestDueOutbox(t *testing.T) {
 			name   string
 			before time.Time
 			limit  int64
-			want   []string
+			want   []registry.OutboxEntry
 		}{
 			{"before everything", start.Add(-time.Second), 10, nil},
 			{"first two", start.Add(90 * time.Second), 10, evs[:2]},
@@ -259,7 +267,7 @@ func TestDueOutbox(t *testing.T) {
 				if err != nil {
 					t.Fatalf("DueOutbox: %v", err)
 				}
-				if !slices.Equal(got, c.want) {
+				if !slices.Equal(entries(got), c.want) {
 					t.Errorf("DueOutbox(%v, %d) = %v, want %v", c.before, c.limit, got, c.want)
 				}
 			})

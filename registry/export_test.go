@@ -2,7 +2,28 @@ package registry
 
 import "context"
 
-// QueuedItem is Store.QueuedItem, for the package's external tests.
-func QueuedItem(ctx context.Context, s *Store, tid, eid, did string) (QueueItem, bool, error) {
-	return s.QueuedItem(ctx, tid, eid, did)
+// Key functions, for the package's external tests that look at Redis from outside.
+var (
+	DrainKeyOf    = drainKey
+	DeliveryKeyOf = deliveryKey
+)
+
+// Key functions of the records the compatibility tests write as an earlier version did.
+var (
+	EventKeyOf       = eventKey
+	LegacyEventKeyOf = legacyEventKey
+	IdempotencyKeyOf = idempotencyKey
+	EventsKeyOf      = eventsKey
+	ScanEventsKeyOf  = scanEventsKey
+)
+
+// ScanIndexKeyOf is the key of a tenant's scan index of one day.
+var ScanIndexKeyOf = scanIndexKey
+
+// PageOf is Store.pageOf with its score range as strings.
+func (s *Store) PageOf(ctx context.Context, keys []string, min, max string, pg Page) ([]string, int, error) {
+	return s.pageOf(ctx, keys, scoreRange{min, max}, pg)
 }
+
+// ShallowPage is how deep a union's page may end and still be read from the top of each set.
+const ShallowPage = shallowPage

@@ -27,11 +27,11 @@ func TestPublishFansOutInline(t *testing.T) {
 		tn := e.tenant(t, 0)
 		active, disabled := e.endpoint(t, tn.ID), e.endpoint(t, tn.ID)
 		other := e.endpoint(t, tn.ID, registry.EventScanFailed)
-		if err := e.store.DisableEndpoint(t.Context(), tn.ID, disabled.ID, registry.ReasonManual); err != nil {
+		if _, err := e.store.DisableEndpoint(t.Context(), tn.ID, disabled.ID, registry.ReasonManual); err != nil {
 			t.Fatal(err)
 		}
 		st := e.publishStored(t, tn.ID, registry.EventScanCompleted)
-		want := registry.Queued{DeliveryID: registry.DeliveryID(st.Event.ID, active.ID), EndpointID: active.ID}
+		want := queued{DeliveryID: registry.DeliveryID(st.Event.ID, active.ID), EndpointID: active.ID}
 		if !st.Inline || st.Deliveries != 2 || len(st.Drains) != 1 || st.Drains[0].EndpointID != active.ID {
 			t.Fatalf("PublishEvent = inline %t, %d deliveries, drains %+v; want inline, 2, one drain of %s",
 				st.Inline, st.Deliveries, st.Drains, active.ID)
@@ -43,7 +43,7 @@ func TestPublishFansOutInline(t *testing.T) {
 		if d := e.delivery(t, tn.ID, want); d.Status != registry.DeliveryPending || d.EventID != st.Event.ID {
 			t.Errorf("active endpoint's delivery = %+v, want pending for the event", d)
 		}
-		held := registry.Queued{DeliveryID: registry.DeliveryID(st.Event.ID, disabled.ID), EndpointID: disabled.ID}
+		held := queued{DeliveryID: registry.DeliveryID(st.Event.ID, disabled.ID), EndpointID: disabled.ID}
 		if d := e.delivery(t, tn.ID, held); d.Status != registry.DeliveryHeld {
 			t.Errorf("disabled endpoint's delivery = %s, want held", d.Status)
 		}
@@ -85,7 +85,7 @@ func TestRetractInlinePublish(t *testing.T) {
 		tn := e.tenant(t, 0)
 		ep := e.endpoint(t, tn.ID)
 		st := e.publishStored(t, tn.ID, registry.EventScanCompleted)
-		ok, err := e.store.RetractEvent(t.Context(), tn.ID, st.Event, "", st)
+		ok, err := e.retract(t.Context(), tn.ID, "", st)
 		if err != nil || !ok {
 			t.Fatalf("RetractEvent = %t, %v; want retracted", ok, err)
 		}

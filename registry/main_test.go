@@ -1,6 +1,7 @@
 package registry_test
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/base64"
 	"errors"
@@ -136,8 +137,15 @@ func (e *env) publish(t *testing.T, tid, typ string) *registry.Event {
 	return st.Event
 }
 
+// queued names one delivery run in the tests: its id, endpoint and generation.
+type queued struct {
+	DeliveryID string
+	EndpointID string
+	Generation int
+}
+
 // fanout creates the deliveries of ev to endpoints and returns those now queued.
-func (e *env) fanout(t *testing.T, ev *registry.Event, endpointIDs ...string) []registry.Queued {
+func (e *env) fanout(t *testing.T, ev *registry.Event, endpointIDs ...string) []queued {
 	t.Helper()
 	if _, err := e.store.CreateDeliveries(t.Context(), ev, endpointIDs); err != nil {
 		t.Fatalf("CreateDeliveries: %v", err)
@@ -151,18 +159,18 @@ func (e *env) fanout(t *testing.T, ev *registry.Event, endpointIDs ...string) []
 			endpointIDs = append(endpointIDs, ep.ID)
 		}
 	}
-	var qs []registry.Queued
+	var qs []queued
 	for _, eid := range endpointIDs {
 		did := registry.DeliveryID(ev.ID, eid)
-		if it, ok, _ := registry.QueuedItem(t.Context(), e.store, ev.TenantID, eid, did); ok {
-			qs = append(qs, registry.Queued{DeliveryID: did, EndpointID: eid, Generation: it.Generation})
+		if it, ok, _ := e.store.QueuedItem(t.Context(), ev.TenantID, eid, did); ok {
+			qs = append(qs, queued{DeliveryID: did, EndpointID: eid, Generation: it.Generation})
 		}
 	}
 	return qs
 }
 
 // deliver publishes one scan.completed event and fans it out to one endpoint.
-func (e *env) deliver(t *testing.T, tid, eid string) registry.Queued {
+func (e *env) deliver(t *testing.T, tid, eid string) queued {
 	t.Helper()
 	qs := e.fanout(t, e.publish(t, tid, registry.EventScanCompleted), eid)
 	if len(qs) != 1 {
@@ -180,42 +188,69 @@ type policy struct {
 
 var lenient = policy{disableAfter: 1000, maxAttempts: 1000}
 
+func (p policy) streak() registry.StreakRule {
+	return registry.StreakRule{Threshold: p.disableAfter, MinWindow: p.window}
+}
+
+// recorded is what recording one attempt did to its delivery and endpoint.
+type recorded struct {
+	Status   string
+	Disabled bool
+}
+
+// attemptRec is one finished attempt of a delivery run and the policy that judges it.
+type attemptRec struct {
+	TenantID      string
+	Queued        queued
+	Outcome       registry.AttemptOutcome
+	Attempt       registry.Attempt
+	NextAttemptAt time.Time
+	Policy        policy
+}
+
 // attempt records an attempt of q that ends at the clock's reading, with the next attempt a
-// minute later: as its endpoint's drain records it while q is queued, else as its retry task.
-func (e *env) attempt(t *testing.T, tid string, q registry.Queued, out registry.AttemptOutcome, p policy) registry.Recorded {
+// minute later, as a worker would (recordAttempt).
+func (e *env) attempt(t *testing.T, tid string, q queued, out registry.AttemptOutcome, p policy) recorded {
 	t.Helper()
 	return e.recordAttempt(t, e.record(tid, q, out, p))
 }
 
-// recordAttempt records rec as the worker would (Store.RecordAny).
-func (e *env) recordAttempt(t *testing.T, rec registry.AttemptRecord) registry.Recorded {
+// recordAttempt records rec as a worker would, failing the test on an error.
+func (e *env) recordAttempt(t *testing.T, rec attemptRec) recorded {
 	t.Helper()
-	r, err := e.store.RecordAny(t.Context(), rec)
+	r, err := e.tryRecord(t.Context(), rec)
 	if err != nil {
-		t.Fatalf("RecordAny(%s): %v", rec.Outcome, err)
+		t.Fatalf("record %s: %v", rec.Outcome, err)
 	}
 	return r
 }
 
-func (e *env) record(tid string, q registry.Queued, out registry.AttemptOutcome, p policy) registry.AttemptRecord {
+// tryRecord records rec as a worker would (registrytest.Record).
+func (e *env) tryRecord(ctx context.Context, rec attemptRec) (recorded, error) {
+	q := rec.Queued
+	st, disabled, err := registrytest.Record(ctx, e.store, registrytest.Attempt{TenantID: rec.TenantID,
+		EndpointID: q.EndpointID, DeliveryID: q.DeliveryID, Generation: q.Generation, Outcome: rec.Outcome,
+		Attempt: rec.Attempt, NextAttemptAt: rec.NextAttemptAt, MaxAttempts: rec.Policy.maxAttempts,
+		Streak: rec.Policy.streak()})
+	return recorded{Status: st, Disabled: disabled != ""}, err
+}
+
+func (e *env) record(tid string, q queued, out registry.AttemptOutcome, p policy) attemptRec {
 	end := e.clock.Now()
 	code := map[registry.AttemptOutcome]int{registry.OutcomeSuccess: 200, registry.OutcomeFailure: 500,
 		registry.OutcomeGone: 410, registry.OutcomeThrottled: 429}[out]
-	return registry.AttemptRecord{
-		TenantID: tid, Queued: q, Outcome: out, NextAttemptAt: end.Add(time.Minute),
-		DisableAfter: p.disableAfter, DisableMinWindow: p.window, MaxAttempts: p.maxAttempts,
-		Attempt: registry.Attempt{StartedAt: end.Add(-250 * time.Millisecond), DurationMs: 250, StatusCode: code},
-	}
+	return attemptRec{TenantID: tid, Queued: q, Outcome: out, NextAttemptAt: end.Add(time.Minute), Policy: p,
+		Attempt: registry.Attempt{StartedAt: end.Add(-250 * time.Millisecond), DurationMs: 250, StatusCode: code}}
 }
 
 // run is q's current run: its generation as the delivery's record has it.
-func (e *env) run(t *testing.T, tid string, q registry.Queued) registry.Queued {
+func (e *env) run(t *testing.T, tid string, q queued) queued {
 	t.Helper()
 	q.Generation = e.delivery(t, tid, q).Generation
 	return q
 }
 
-func (e *env) delivery(t *testing.T, tid string, q registry.Queued) *registry.Delivery {
+func (e *env) delivery(t *testing.T, tid string, q queued) *registry.Delivery {
 	t.Helper()
 	d, err := e.store.Delivery(t.Context(), tid, q.EndpointID, q.DeliveryID, false)
 	if err != nil {
@@ -239,10 +274,15 @@ func dumpDB(t *testing.T, rdb redis.UniversalClient) map[string][]string {
 	return registrytest.Dump(t, rdb)
 }
 
-func ids(qs []registry.Queued) map[string]registry.Queued {
-	m := make(map[string]registry.Queued, len(qs))
+func ids(qs []queued) map[string]queued {
+	m := make(map[string]queued, len(qs))
 	for _, q := range qs {
 		m[q.DeliveryID] = q
 	}
 	return m
+}
+
+// retract withdraws one published event as a failed enqueue does (Store.RetractEvents).
+func (e *env) retract(ctx context.Context, tid, idemKey string, st *registry.Stored) (bool, error) {
+	return e.store.RetractEvents(ctx, tid, idemKey, &registry.StoredBatch{Events: []*registry.Stored{st}, Drains: st.Drains})
 }

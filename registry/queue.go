@@ -2,7 +2,8 @@ package registry
 
 import (
 	"context"
-	"encoding/json"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"strconv"
 	"strings"
@@ -23,54 +24,94 @@ type Drain struct {
 	N          int64
 }
 
-// OutboxEntry returns the outbox member that stands for d until it ends.
-func (d Drain) OutboxEntry() OutboxEntry {
-	return "q:" + d.EndpointID + ":" + strconv.FormatInt(d.N, 10)
-}
-
-// ParseDrain reads "eid:n" (the outbox form without its "q:" prefix).
-func ParseDrain(s string) (Drain, bool) {
-	eid, n, ok := strings.Cut(s, ":")
-	v, err := strconv.ParseInt(n, 10, 64)
-	return Drain{EndpointID: eid, N: v}, ok && err == nil && eid != ""
-}
+// String is the drain as scripts return and take it: "eid:n" (parseDrain reads it).
+func (d Drain) String() string { return d.EndpointID + ":" + strconv.FormatInt(d.N, 10) }
 
 func parseDrains(in []string) []Drain {
 	var out []Drain
 	for _, s := range in {
-		if d, ok := ParseDrain(s); ok {
+		if d, ok := parseDrain(s); ok {
 			out = append(out, d)
 		}
 	}
 	return out
 }
 
-// QueueItem is one queued delivery a drain took: its queue entry (handed back when it is
-// finished, to tell a superseded one) and what sending it needs.
-type QueueItem struct {
-	DeliveryID string
-	Entry      string
+// QueueEntry is what an endpoint's queue holds for one delivery: enough to send it and to
+// create its record, and the run it is queued in. The scripts write it (luaQueueEntry); Go only
+// reads it, and hands it back unchanged to tell a superseded delivery.
+type QueueEntry struct {
 	EventID    string
 	EventType  string
 	CreatedAt  time.Time
 	Generation int
 	// HasRecord is true when the delivery already has a record (a retry, a re-enable, a test).
 	HasRecord bool
+	// Run is how many attempts the run has made: 0 for a first attempt or a fresh run.
+	Run int
+	// Lane is the delivery's scan lane (LaneOf its event's scanId); empty for none.
+	Lane string
+	// After is the delivery it waits for in its lane; empty when it is not waiting.
+	After string
+}
+
+// luaQueueEntry writes and reads entries as "eventId|eventType|createdAtMs|generation|
+// hasRecord|run|lane|after"; an entry of an earlier version ends after hasRecord or run.
+const luaQueueEntry = `
+local function queueEntry(evid, etype, created, gen, rec, run, lane, after)
+  return evid .. '|' .. etype .. '|' .. created .. '|' .. gen .. '|' .. rec .. '|' .. run .. '|' .. lane .. '|' .. after
+end
+local function parseEntry(v)
+  local f = {}
+  for x in string.gmatch(v .. '|', '([^|]*)|') do table.insert(f, x) end
+  return f[1], f[2], f[3], tonumber(f[4]), f[5], tonumber(f[6] or '0'), f[7] or '', f[8] or ''
+end
+`
+
+func parseQueueEntry(v string) (QueueEntry, bool) {
+	p := strings.Split(v, "|")
+	if len(p) != 5 && len(p) != 6 && len(p) != 8 {
+		return QueueEntry{}, false
+	}
+	gen, err := strconv.Atoi(p[3])
+	if err != nil {
+		return QueueEntry{}, false
+	}
+	e := QueueEntry{EventID: p[0], EventType: p[1], CreatedAt: fromMs(p[2]), Generation: gen, HasRecord: p[4] == "1"}
+	if len(p) >= 6 {
+		if e.Run, err = strconv.Atoi(p[5]); err != nil {
+			return QueueEntry{}, false
+		}
+	}
+	if len(p) == 8 {
+		e.Lane, e.After = p[6], p[7]
+	}
+	return e, true
+}
+
+// LaneOf names the lane of a scan's deliveries to an ordered endpoint: a hash of its scanId, so
+// that any id the publisher chose is safe in keys and queue entries; empty for no scanId.
+func LaneOf(scanID string) string {
+	if scanID == "" {
+		return ""
+	}
+	h := sha256.Sum256([]byte(scanID))
+	return hex.EncodeToString(h[:10])
+}
+
+// QueueItem is one queued delivery a drain took: its entry as stored (handed back when it is
+// finished) and what sending it needs.
+type QueueItem struct {
+	QueueEntry
+	DeliveryID string
+	Entry      string
 	// Body is the event's body; empty when the event has expired.
 	Body []byte
 }
 
 func parseQueueItem(did, entry string) (QueueItem, bool) {
-	p := strings.Split(entry, "|")
-	if len(p) != 5 {
-		return QueueItem{}, false
-	}
-	gen, err := strconv.Atoi(p[3])
-	if err != nil {
-		return QueueItem{}, false
-	}
-	return QueueItem{DeliveryID: did, Entry: entry, EventID: p[0], EventType: p[1], CreatedAt: fromMs(p[2]),
-		Generation: gen, HasRecord: p[4] == "1"}, true
+	e, ok := parseQueueEntry(entry)
+	return QueueItem{QueueEntry: e, DeliveryID: did, Entry: entry}, ok
 }
 
 // Take results.
@@ -91,6 +132,8 @@ type TakeRequest struct {
 	// Renew renews the lease; EndIfEmpty ends the drain when nothing is queued.
 	Renew, EndIfEmpty bool
 }
+
+var takeScript = script("take")
 
 // Take hands a drain up to Limit deliveries from the head of its endpoint's queue, with the
 // endpoint (nil when deleted). The drain must hold the queue's lease, or take over a lapsed
@@ -113,38 +156,48 @@ func (s *Store) Take(ctx context.Context, r TakeRequest) ([]QueueItem, *Endpoint
 	case "ended":
 		return nil, nil, ErrDrainEnded
 	}
-	var e *Endpoint
-	if flat, _ := res[1].([]any); len(flat) > 0 {
-		m := make(map[string]string, len(flat)/2)
-		for i := 0; i+1 < len(flat); i += 2 {
-			k, _ := flat[i].(string)
-			v, _ := flat[i+1].(string)
-			m[k] = v
-		}
-		e = endpointFromFields(tid, m)
+	return takenItems(res[2:]), takenEndpoint(tid, res[1]), nil
+}
+
+func takenEndpoint(tid string, v any) *Endpoint {
+	flat, _ := v.([]any)
+	if len(flat) == 0 {
+		return nil
 	}
-	items := make([]QueueItem, 0, (len(res)-2)/3)
-	for i := 2; i+2 < len(res); i += 3 {
+	m := make(map[string]string, len(flat)/2)
+	for i := 0; i+1 < len(flat); i += 2 {
+		k, _ := flat[i].(string)
+		v, _ := flat[i+1].(string)
+		m[k] = v
+	}
+	return endpointFromFields(tid, m)
+}
+
+func takenItems(res []any) []QueueItem {
+	items := make([]QueueItem, 0, len(res)/3)
+	for i := 0; i+2 < len(res); i += 3 {
 		did, _ := res[i].(string)
 		entry, _ := res[i+1].(string)
 		body, _ := res[i+2].(string)
 		if it, ok := parseQueueItem(did, entry); ok {
-			it.Body = []byte(body)
+			it.Body = readBody([]byte(body))
 			items = append(items, it)
 		}
 	}
-	return items, e, nil
+	return items
 }
+
+var endDrainScript = script("enddrain")
 
 // EndDrain ends a drain whose queue looked empty: "ended", or "more" when something was queued
 // meanwhile. With handoff it instead passes the lease to a successor it returns (recorded in
-// the outbox until queued). ErrDrainLost when the drain no longer holds the lease.
+// the outbox until it ends). ErrDrainLost when the drain no longer holds the lease.
 func (s *Store) EndDrain(ctx context.Context, tid string, d Drain, handoff bool) (string, *Drain, error) {
 	mode := "end"
 	if handoff {
 		mode = "handoff"
 	}
-	res, err := endDrainScript.Run(ctx, s.rdb, []string{drainKey(tid, d.EndpointID),
+	res, err := endDrainScript.Run(ctx, s.rdb, []string{drainKey(tid, d.EndpointID), drainCountKey(tid, d.EndpointID),
 		endpointStatusKey(tid, d.EndpointID, DeliveryPending), outboxKey(tid)}, d.N, d.EndpointID, mode, ms(s.now())).Text()
 	if err != nil {
 		return "", nil, storeErr("end drain", err)
@@ -162,66 +215,117 @@ func (s *Store) EndDrain(ctx context.Context, tid string, d Drain, handoff bool)
 	return "handoff", &Drain{EndpointID: d.EndpointID, N: n}, nil
 }
 
-// Sent is one finished attempt of a queued delivery.
-type Sent struct {
+// AttemptOutcome is how an attempt ended, for the failure streak.
+type AttemptOutcome string
+
+// Outcomes of an attempt.
+const (
+	OutcomeSuccess   AttemptOutcome = "success"
+	OutcomeFailure   AttemptOutcome = "failure"
+	OutcomeGone      AttemptOutcome = "gone"
+	OutcomeThrottled AttemptOutcome = "throttled"
+	// OutcomeExpired marks a queued delivery whose event expired before it was sent.
+	OutcomeExpired AttemptOutcome = "expired"
+)
+
+// Outcome is one finished attempt of a queued delivery and what the policy decided follows.
+type Outcome struct {
 	Item    QueueItem
 	Outcome AttemptOutcome
-	// Attempt is nil when nothing was sent (the event expired: the delivery fails).
-	Attempt       *Attempt
+	// Attempt is nil when nothing was sent (the event expired).
+	Attempt *Attempt
+	// Status is the delivery's next status: succeeded, retrying (at NextAttemptAt) or failed.
+	Status        string
 	NextAttemptAt time.Time
+	// Disable, when set, is the reason to disable the endpoint at once (gone).
+	Disable string
+	// Backoff is true for a 429 or 503 answer: the endpoint's effective concurrency halves.
+	Backoff bool
 }
 
-// OutcomeExpired marks a queued delivery whose event expired before it was sent.
-const OutcomeExpired AttemptOutcome = "expired"
-
-// FinishRequest is a batch of a drain's finished attempts and the policy that judges them.
+// FinishRequest is a batch of a drain's finished attempts, the streak rule that judges them,
+// and the most attempts the endpoint may have in flight (its effective concurrency's ceiling).
 type FinishRequest struct {
 	TenantID, EndpointID string
-	Sent                 []Sent
-	DisableAfter         int
-	DisableMinWindow     time.Duration
-	MaxAttempts          int
+	Outcomes             []Outcome
+	Streak               StreakRule
+	MaxConcurrency       int
 }
 
-// Finished is what Finish decided: each delivery's status now, in the order sent ("retrying":
-// queue its retry task, recorded in the outbox; "stale": superseded meanwhile), and whether
-// the batch disabled the endpoint.
+// Finished is what Finish did: each delivery's status now, in the order given (the decided
+// one, "held" when the endpoint is disabled, or "stale" when the delivery was superseded
+// meanwhile), and, when the batch disabled the endpoint, the reason and the delivery whose
+// attempt did it.
 type Finished struct {
-	Statuses []string
-	Disabled bool
+	Statuses       []string
+	DisabledReason string
+	DisabledBy     string
+	// Concurrency is the endpoint's effective concurrency after the batch.
+	Concurrency int
+	// Ops are the operational events the batch recorded, to publish (PublishOp).
+	Ops []string
 }
 
-// Finish records a batch of a drain's attempts atomically (see finishScript).
+// statsTTL is how long an endpoint's hourly stats are kept: the longest window they answer
+// for, and an hour.
+const statsTTL = 7*24*time.Hour + time.Hour
+
+var finishScript = script("health", "finish")
+
+// Finish records a batch of a drain's attempts atomically (see lua/finish.lua). A delivery
+// left retrying has its retry timer in the outbox; the caller queues it (Retry).
 func (s *Store) Finish(ctx context.Context, r FinishRequest) (Finished, error) {
 	tid, eid := r.TenantID, r.EndpointID
-	retSec, _ := s.retentionArgs()
-	args := make([]any, 0, 7+6*len(r.Sent))
-	args = append(args, tenantTag(tid), eid, ms(s.now()), r.DisableAfter, r.DisableMinWindow.Milliseconds(),
-		r.MaxAttempts, retSec)
-	for _, x := range r.Sent {
-		att, at := "", ms(s.now())
-		if x.Attempt != nil {
-			b, err := json.Marshal(x.Attempt)
-			if err != nil {
-				return Finished{}, err
-			}
-			att = string(b)
-			at = ms(x.Attempt.StartedAt.Add(time.Duration(x.Attempt.DurationMs) * time.Millisecond))
+	retSec := s.retentionSec()
+	args := make([]any, 0, 8+10*len(r.Outcomes))
+	args = append(args, tenantTag(tid), eid, ms(s.now()), r.Streak.Threshold, r.Streak.MinWindow.Milliseconds(), retSec,
+		max(r.MaxConcurrency, 1), int64(statsTTL/time.Second))
+	for _, o := range r.Outcomes {
+		att, end := attemptArgs(o.Attempt, s.now())
+		var dur int64
+		if o.Attempt != nil {
+			dur = o.Attempt.DurationMs
 		}
-		args = append(args, x.Item.DeliveryID, x.Item.Entry, string(x.Outcome), att, at, ms(x.NextAttemptAt))
+		args = append(args, o.Item.DeliveryID, o.Item.Entry, string(o.Outcome), o.Status, o.Disable, att, ms(end),
+			ms(o.NextAttemptAt), o.Backoff, dur)
 	}
 	res, err := finishScript.Run(ctx, s.rdb, []string{endpointKey(tid, eid), endpointQueueKey(tid, eid),
-		endpointStatusKey(tid, eid, DeliveryPending), outboxKey(tid)}, args...).Slice()
+		endpointStatusKey(tid, eid, DeliveryPending), outboxKey(tid)}, args...).StringSlice()
 	if err != nil {
 		return Finished{}, storeErr("finish attempts", err)
 	}
-	dis, _ := res[0].(int64)
-	out := Finished{Disabled: dis == 1, Statuses: make([]string, 0, len(res)-1)}
-	for _, v := range res[1:] {
-		st, _ := v.(string)
-		out.Statuses = append(out.Statuses, st)
+	fin := Finished{DisabledReason: res[0], DisabledBy: res[1]}
+	fin.Concurrency, _ = strconv.Atoi(res[2])
+	n, _ := strconv.Atoi(res[3])
+	fin.Ops, fin.Statuses = res[4:4+n], res[4+n:]
+	return fin, nil
+}
+
+// attemptArgs encodes an attempt for finish and tells when it ended (now when none was made).
+func attemptArgs(a *Attempt, now time.Time) (string, time.Time) {
+	if a == nil {
+		return "", now
 	}
-	return out, nil
+	return encodeAttempt(a), a.StartedAt.Add(time.Duration(a.DurationMs) * time.Millisecond)
+}
+
+var dueScript = script("due")
+
+// Due fires a retry timer: the delivery goes back on its endpoint's queue for its next
+// attempt, and the drain to schedule, if any, is returned. A timer whose delivery has moved on
+// since (held, queued again, finished, deleted) does nothing; its outbox entry goes either way.
+func (s *Store) Due(ctx context.Context, tid string, r Retry) ([]Drain, error) {
+	run := ""
+	if r.Run >= 0 {
+		run = strconv.Itoa(r.Run)
+	}
+	res, err := dueScript.Run(ctx, s.rdb, []string{deliveryKey(tid, r.DeliveryID), endpointKey(tid, r.EndpointID),
+		outboxKey(tid)}, tenantTag(tid), r.DeliveryID, r.EndpointID, r.Generation, run, ms(s.now()),
+		string(r.OutboxEntry()), s.retentionSec()).StringSlice()
+	if err != nil {
+		return nil, storeErr("fire retry", err)
+	}
+	return parseDrains(res[1:]), nil
 }
 
 // QueuedItem reads the queue entry of a delivery waiting on its endpoint's queue, as a drain
@@ -238,27 +342,6 @@ func (s *Store) QueuedItem(ctx context.Context, tid, eid, did string) (QueueItem
 	return it, ok, nil
 }
 
-// RecordAny records an attempt as the worker would: through Finish (as the endpoint's drain)
-// while the delivery is queued in the attempt's generation, else through RecordAttempt (as its
-// retry task). For tests and tools that play the worker's part.
-func (s *Store) RecordAny(ctx context.Context, r AttemptRecord) (Recorded, error) {
-	q := r.Queued
-	it, ok, err := s.QueuedItem(ctx, r.TenantID, q.EndpointID, q.DeliveryID)
-	if err != nil {
-		return Recorded{}, err
-	}
-	if !ok || it.Generation != q.Generation {
-		return s.RecordAttempt(ctx, r)
-	}
-	fin, err := s.Finish(ctx, FinishRequest{TenantID: r.TenantID, EndpointID: q.EndpointID,
-		Sent:         []Sent{{Item: it, Outcome: r.Outcome, Attempt: &r.Attempt, NextAttemptAt: r.NextAttemptAt}},
-		DisableAfter: r.DisableAfter, DisableMinWindow: r.DisableMinWindow, MaxAttempts: r.MaxAttempts})
-	if err != nil {
-		return Recorded{}, err
-	}
-	return Recorded{Status: fin.Statuses[0], Disabled: fin.Disabled}, nil
-}
-
 // queuedDelivery is the view of a delivery that has no record yet: queued, never attempted.
 func queuedDelivery(tid, eid string, it QueueItem) *Delivery {
 	at := it.CreatedAt
@@ -268,7 +351,5 @@ func queuedDelivery(tid, eid string, it QueueItem) *Delivery {
 
 // firstAttempt reads the first attempt kept in a record created by a drain.
 func firstAttempt(m map[string]string) (Attempt, bool) {
-	var a Attempt
-	js := m["first"]
-	return a, js != "" && json.Unmarshal([]byte(js), &a) == nil
+	return decodeAttempt(m["first"])
 }

@@ -4,24 +4,18 @@ import (
 	"bytes"
 	"errors"
 	"slices"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/cert-ix/webhookd/registry"
+	"github.com/cert-ix/webhookd/registry/registrytest"
 	"github.com/redis/go-redis/v9"
 )
-
-// drainKeyOf and recordKeyOf spell keys.go's drainKey and deliveryKey, to look at the memory
-// a queue uses from outside the package.
-func drainKeyOf(tid, eid string) string { return "wh:{t:" + tid + "}:ep:" + eid + ":drain" }
-
-func recordKeyOf(tid, did string) string { return "wh:{t:" + tid + "}:dlv:" + did }
 
 // leaseOf reads the number of the drain holding the endpoint's queue lease; 0 when none does.
 func (e *env) leaseOf(t *testing.T, tid, eid string) int64 {
 	t.Helper()
-	n, err := e.rdb.Get(t.Context(), drainKeyOf(tid, eid)).Int64()
+	n, err := e.rdb.Get(t.Context(), registry.DrainKeyOf(tid, eid)).Int64()
 	if errors.Is(err, redis.Nil) {
 		return 0
 	}
@@ -31,10 +25,18 @@ func (e *env) leaseOf(t *testing.T, tid, eid string) int64 {
 	return n
 }
 
+// endLease drops the endpoint's drain lease, as a drain that ended would.
+func (e *env) endLease(t *testing.T, tid, eid string) {
+	t.Helper()
+	if err := e.rdb.Del(t.Context(), registry.DrainKeyOf(tid, eid)).Err(); err != nil {
+		t.Fatalf("DEL drain key: %v", err)
+	}
+}
+
 // hasRecord reports whether the delivery has a record (a dlv hash) of its own.
 func (e *env) hasRecord(t *testing.T, tid, did string) bool {
 	t.Helper()
-	n, err := e.rdb.Exists(t.Context(), recordKeyOf(tid, did)).Result()
+	n, err := e.rdb.Exists(t.Context(), registry.DeliveryKeyOf(tid, did)).Result()
 	if err != nil {
 		t.Fatalf("EXISTS record: %v", err)
 	}
@@ -51,11 +53,18 @@ func (e *env) take(t *testing.T, tid, eid string, n int64, limit int, skip ...st
 	return items, ep
 }
 
-// finish records one batch of sent attempts, failing the test on an error.
-func (e *env) finish(t *testing.T, tid, eid string, p policy, sent ...registry.Sent) registry.Finished {
+// testMaxConcurrency is the effective concurrency's ceiling the tests' batches are recorded with.
+const testMaxConcurrency = 16
+
+// finish records one batch of attempts, each with the status p gives it, failing the test on
+// an error.
+func (e *env) finish(t *testing.T, tid, eid string, p policy, sent ...registry.Outcome) registry.Finished {
 	t.Helper()
-	fin, err := e.store.Finish(t.Context(), registry.FinishRequest{TenantID: tid, EndpointID: eid, Sent: sent,
-		DisableAfter: p.disableAfter, DisableMinWindow: p.window, MaxAttempts: p.maxAttempts})
+	for i := range sent {
+		sent[i].Status, sent[i].Disable = registrytest.Step(p.maxAttempts, sent[i].Item.Run+1, sent[i].Outcome)
+	}
+	fin, err := e.store.Finish(t.Context(), registry.FinishRequest{TenantID: tid, EndpointID: eid, Outcomes: sent,
+		Streak: p.streak(), MaxConcurrency: testMaxConcurrency})
 	if err != nil {
 		t.Fatalf("Finish: %v", err)
 	}
@@ -163,7 +172,7 @@ func TestTakeHandsOutQueueInOrder(t *testing.T) {
 		}
 
 		for _, q := range qs {
-			if _, ok, _ := registry.QueuedItem(ctx, e.store, tn.ID, ep.ID, q.DeliveryID); !ok {
+			if _, ok, _ := e.store.QueuedItem(ctx, tn.ID, ep.ID, q.DeliveryID); !ok {
 				t.Errorf("%s left the queue when taken, want it queued until finished", q.DeliveryID)
 			}
 		}
@@ -199,7 +208,7 @@ func TestTakeLease(t *testing.T) {
 		if err != nil || len(items) != 1 || items[0].DeliveryID != q.DeliveryID {
 			t.Fatalf("Take(renew) by the holder = %v, %v; want %s", itemIDs(items), err, q.DeliveryID)
 		}
-		if ttl, err := e.rdb.PTTL(ctx, drainKeyOf(tn.ID, ep.ID)).Result(); err != nil || ttl <= 0 || ttl > registry.DrainLease {
+		if ttl, err := e.rdb.PTTL(ctx, registry.DrainKeyOf(tn.ID, ep.ID)).Result(); err != nil || ttl <= 0 || ttl > registry.DrainLease {
 			t.Errorf("lease TTL after a renewal = %v, %v; want within (0, %v]", ttl, err, registry.DrainLease)
 		}
 		// A renewal-only take (Limit 0) keeps the lease and hands out nothing.
@@ -208,7 +217,7 @@ func TestTakeLease(t *testing.T) {
 		}
 
 		// The lease lapses: the next drain to ask takes it over, with the lease's expiry.
-		if err := e.rdb.Del(ctx, drainKeyOf(tn.ID, ep.ID)).Err(); err != nil {
+		if err := e.rdb.Del(ctx, registry.DrainKeyOf(tn.ID, ep.ID)).Err(); err != nil {
 			t.Fatal(err)
 		}
 		items, _ = e.take(t, tn.ID, ep.ID, n+1, 10)
@@ -218,7 +227,7 @@ func TestTakeLease(t *testing.T) {
 		if got := e.leaseOf(t, tn.ID, ep.ID); got != n+1 {
 			t.Errorf("lease after the take-over = %d, want %d", got, n+1)
 		}
-		if ttl, err := e.rdb.PTTL(ctx, drainKeyOf(tn.ID, ep.ID)).Result(); err != nil || ttl <= 0 || ttl > registry.DrainLease {
+		if ttl, err := e.rdb.PTTL(ctx, registry.DrainKeyOf(tn.ID, ep.ID)).Result(); err != nil || ttl <= 0 || ttl > registry.DrainLease {
 			t.Errorf("lease TTL after the take-over = %v, %v; want within (0, %v]", ttl, err, registry.DrainLease)
 		}
 		_, _, err = e.store.Take(ctx, registry.TakeRequest{TenantID: tn.ID, EndpointID: ep.ID, N: n, Limit: 10, Renew: true})
@@ -249,7 +258,7 @@ func TestTakeEndIfEmpty(t *testing.T) {
 		if err != nil || len(items) != 1 {
 			t.Fatalf("Take(EndIfEmpty) of a queued item = %v, %v; want it", itemIDs(items), err)
 		}
-		if fin := e.finish(t, tn.ID, ep.ID, lenient, registry.Sent{Item: items[0], Outcome: registry.OutcomeSuccess,
+		if fin := e.finish(t, tn.ID, ep.ID, lenient, registry.Outcome{Item: items[0], Outcome: registry.OutcomeSuccess,
 			Attempt: e.sentAttempt(200)}); fin.Statuses[0] != registry.DeliverySucceeded {
 			t.Fatalf("Finish = %v, want succeeded", fin.Statuses)
 		}
@@ -314,7 +323,7 @@ func TestEndDrain(t *testing.T) {
 		if got := e.leaseOf(t, tn.ID, ep.ID); got != want.N {
 			t.Errorf("lease after handoff = %d, want %d", got, want.N)
 		}
-		if ttl, err := e.rdb.PTTL(ctx, drainKeyOf(tn.ID, ep.ID)).Result(); err != nil || ttl <= 0 || ttl > registry.DrainLease {
+		if ttl, err := e.rdb.PTTL(ctx, registry.DrainKeyOf(tn.ID, ep.ID)).Result(); err != nil || ttl <= 0 || ttl > registry.DrainLease {
 			t.Errorf("lease TTL after handoff = %v, %v; want within (0, %v]", ttl, err, registry.DrainLease)
 		}
 		if outbox := e.dueOutbox(t, tn.ID); !slices.Contains(outbox, want.OutboxEntry()) || slices.Contains(outbox, d.OutboxEntry()) {
@@ -332,7 +341,7 @@ func TestEndDrain(t *testing.T) {
 		if len(items) != 1 || items[0].DeliveryID != q.DeliveryID {
 			t.Fatalf("successor's Take = %v, want [%s]", itemIDs(items), q.DeliveryID)
 		}
-		e.finish(t, tn.ID, ep.ID, lenient, registry.Sent{Item: items[0], Outcome: registry.OutcomeSuccess, Attempt: e.sentAttempt(200)})
+		e.finish(t, tn.ID, ep.ID, lenient, registry.Outcome{Item: items[0], Outcome: registry.OutcomeSuccess, Attempt: e.sentAttempt(200)})
 		res, next, err = e.store.EndDrain(ctx, tn.ID, d, false)
 		if err != nil || res != "ended" || next != nil {
 			t.Errorf("EndDrain(end) of an empty queue = %q, %+v, %v; want ended", res, next, err)
@@ -351,7 +360,7 @@ func TestEndDrain(t *testing.T) {
 		if lapsed.N != d.N+1 {
 			t.Fatalf("drain scheduled after the end = %d, want %d", lapsed.N, d.N+1)
 		}
-		if err := e.rdb.Del(ctx, drainKeyOf(tn.ID, ep.ID)).Err(); err != nil {
+		if err := e.rdb.Del(ctx, registry.DrainKeyOf(tn.ID, ep.ID)).Err(); err != nil {
 			t.Fatal(err)
 		}
 		e.take(t, tn.ID, ep.ID, lapsed.N+7, 0)
@@ -385,17 +394,17 @@ func TestFinishBatch(t *testing.T) {
 		ok, bad := e.sentAttempt(200), e.sentAttempt(500)
 		retryAt := now.Add(30 * time.Second)
 		fin := e.finish(t, tn.ID, ep.ID, policy{disableAfter: 100, maxAttempts: 5},
-			registry.Sent{Item: items[0], Outcome: registry.OutcomeSuccess, Attempt: ok},
-			registry.Sent{Item: items[1], Outcome: registry.OutcomeFailure, Attempt: bad, NextAttemptAt: retryAt},
-			registry.Sent{Item: items[2], Outcome: registry.OutcomeExpired})
+			registry.Outcome{Item: items[0], Outcome: registry.OutcomeSuccess, Attempt: ok},
+			registry.Outcome{Item: items[1], Outcome: registry.OutcomeFailure, Attempt: bad, NextAttemptAt: retryAt},
+			registry.Outcome{Item: items[2], Outcome: registry.OutcomeExpired})
 		want := []string{registry.DeliverySucceeded, registry.DeliveryRetrying, registry.DeliveryFailed}
-		if !slices.Equal(fin.Statuses, want) || fin.Disabled {
+		if !slices.Equal(fin.Statuses, want) || (fin.DisabledReason != "") {
 			t.Fatalf("Finish = %+v, want %v and not disabled", fin, want)
 		}
 
 		cases := []struct {
 			name     string
-			q        registry.Queued
+			q        queued
 			status   string
 			attempts []registry.Attempt
 			next     *time.Time
@@ -430,7 +439,7 @@ func TestFinishBatch(t *testing.T) {
 						t.Errorf("attempt %d = %+v, want %+v as sent", j, d.Attempts[j], c.attempts[j])
 					}
 				}
-				if _, ok, _ := registry.QueuedItem(ctx, e.store, tn.ID, ep.ID, c.q.DeliveryID); ok {
+				if _, ok, _ := e.store.QueuedItem(ctx, tn.ID, ep.ID, c.q.DeliveryID); ok {
 					t.Errorf("still queued after its first attempt was finished")
 				}
 				if got := e.statusCount(t, tn.ID, ep.ID, c.status); got != 1 {
@@ -438,16 +447,21 @@ func TestFinishBatch(t *testing.T) {
 				}
 			})
 		}
-		retry := registry.Queued{DeliveryID: qs[1].DeliveryID, EndpointID: ep.ID, Generation: items[1].Generation}
+		retry := queued{DeliveryID: qs[1].DeliveryID, EndpointID: ep.ID, Generation: items[1].Generation}
+		timer := registry.Retry{DeliveryID: retry.DeliveryID, EndpointID: ep.ID, Generation: retry.Generation, Run: 1}
 		outbox := e.dueOutbox(t, tn.ID)
-		if !slices.Contains(outbox, retry.OutboxEntry()) {
-			t.Errorf("outbox %v lacks the retry %s", outbox, retry.OutboxEntry())
+		if !slices.Contains(outbox, timer.OutboxEntry()) {
+			t.Errorf("outbox %v lacks the retry %s", outbox, timer.OutboxEntry())
 		}
-		if due, err := e.store.DueOutbox(ctx, tn.ID, retryAt.Add(-time.Millisecond), 1000); err != nil || slices.Contains(due, retry.OutboxEntry()) {
+		if due, err := e.store.DueOutbox(ctx, tn.ID, retryAt.Add(-time.Millisecond), 1000); err != nil ||
+			slices.Contains(entries(due), timer.OutboxEntry()) {
 			t.Errorf("outbox due before the retry time = %v, %v; want the retry scored at %v", due, err, retryAt)
 		}
-		for _, q := range []registry.Queued{qs[0], qs[2]} {
-			if slices.ContainsFunc(outbox, func(s string) bool { return strings.HasPrefix(s, "d:"+q.DeliveryID+":") }) {
+		for _, q := range []queued{qs[0], qs[2]} {
+			if slices.ContainsFunc(outbox, func(s registry.OutboxEntry) bool {
+				w, _ := registry.ParseWork(s)
+				return w.Retry != nil && w.Retry.DeliveryID == q.DeliveryID
+			}) {
 				t.Errorf("outbox %v has a retry of the finished %s", outbox, q.DeliveryID)
 			}
 		}
@@ -462,7 +476,7 @@ func TestFinishBatch(t *testing.T) {
 			t.Errorf("endpoint after the batch = %d failures, enabled %t; want 1, enabled", got.ConsecutiveFailures, got.Enabled)
 		}
 
-		// The retry goes on as the delivery's own task, numbered after the first attempt.
+		// The retry timer queues it again; its attempt is numbered after the first.
 		e.clock.Set(retryAt)
 		second := e.record(tn.ID, retry, registry.OutcomeSuccess, lenient)
 		second.Attempt.Number = 2
@@ -488,13 +502,13 @@ func TestFinishStale(t *testing.T) {
 			ep := e.endpoint(t, tn.ID)
 			q := e.deliver(t, tn.ID, ep.ID)
 			items, _ := e.take(t, tn.ID, ep.ID, e.leaseOf(t, tn.ID, ep.ID), 10)
-			if err := e.store.DisableEndpoint(ctx, tn.ID, ep.ID, registry.ReasonManual); err != nil {
+			if _, err := e.store.DisableEndpoint(ctx, tn.ID, ep.ID, registry.ReasonManual); err != nil {
 				t.Fatalf("DisableEndpoint: %v", err)
 			}
 			before := e.delivery(t, tn.ID, q)
 			e.clock.Advance(time.Second)
-			fin := e.finish(t, tn.ID, ep.ID, lenient, registry.Sent{Item: items[0], Outcome: registry.OutcomeSuccess, Attempt: e.sentAttempt(200)})
-			if !slices.Equal(fin.Statuses, []string{"stale"}) || fin.Disabled {
+			fin := e.finish(t, tn.ID, ep.ID, lenient, registry.Outcome{Item: items[0], Outcome: registry.OutcomeSuccess, Attempt: e.sentAttempt(200)})
+			if !slices.Equal(fin.Statuses, []string{"stale"}) || (fin.DisabledReason != "") {
 				t.Errorf("Finish after a disable = %+v, want stale", fin)
 			}
 			d := e.delivery(t, tn.ID, q)
@@ -514,7 +528,7 @@ func TestFinishStale(t *testing.T) {
 			q := e.deliver(t, tn.ID, ep.ID)
 			items, _ := e.take(t, tn.ID, ep.ID, e.leaseOf(t, tn.ID, ep.ID), 10)
 			e.finish(t, tn.ID, ep.ID, policy{disableAfter: 100, maxAttempts: 1},
-				registry.Sent{Item: items[0], Outcome: registry.OutcomeFailure, Attempt: e.sentAttempt(500)})
+				registry.Outcome{Item: items[0], Outcome: registry.OutcomeFailure, Attempt: e.sentAttempt(500)})
 			if _, err := e.store.RequeueDelivery(ctx, tn.ID, ep.ID, q.DeliveryID); err != nil {
 				t.Fatalf("RequeueDelivery: %v", err)
 			}
@@ -527,7 +541,7 @@ func TestFinishStale(t *testing.T) {
 			if _, err := e.store.RequeueDelivery(ctx, tn.ID, ep.ID, q.DeliveryID); err != nil {
 				t.Fatalf("RequeueDelivery again: %v", err)
 			}
-			fin := e.finish(t, tn.ID, ep.ID, lenient, registry.Sent{Item: items[0], Outcome: registry.OutcomeSuccess, Attempt: e.sentAttempt(200)})
+			fin := e.finish(t, tn.ID, ep.ID, lenient, registry.Outcome{Item: items[0], Outcome: registry.OutcomeSuccess, Attempt: e.sentAttempt(200)})
 			if !slices.Equal(fin.Statuses, []string{"stale"}) {
 				t.Errorf("Finish of a run queued again meanwhile = %v, want stale", fin.Statuses)
 			}
@@ -535,7 +549,7 @@ func TestFinishStale(t *testing.T) {
 			if d.Status != registry.DeliveryPending || d.Generation != 2 || d.RunAttempts != 0 {
 				t.Errorf("delivery after a stale finish = %+v, want pending in generation 2 with no run attempts", d)
 			}
-			if it, ok, _ := registry.QueuedItem(ctx, e.store, tn.ID, ep.ID, q.DeliveryID); !ok || it.Generation != 2 {
+			if it, ok, _ := e.store.QueuedItem(ctx, tn.ID, ep.ID, q.DeliveryID); !ok || it.Generation != 2 {
 				t.Errorf("queue entry after a stale finish = %+v, %t; want generation 2 still queued", it, ok)
 			}
 			if got := e.statusCount(t, tn.ID, ep.ID, registry.DeliverySucceeded); got != 0 {
@@ -543,7 +557,7 @@ func TestFinishStale(t *testing.T) {
 			}
 			// The current run finishes.
 			items, _ = e.take(t, tn.ID, ep.ID, n, 10)
-			fin = e.finish(t, tn.ID, ep.ID, lenient, registry.Sent{Item: items[0], Outcome: registry.OutcomeSuccess, Attempt: e.sentAttempt(200)})
+			fin = e.finish(t, tn.ID, ep.ID, lenient, registry.Outcome{Item: items[0], Outcome: registry.OutcomeSuccess, Attempt: e.sentAttempt(200)})
 			if !slices.Equal(fin.Statuses, []string{registry.DeliverySucceeded}) {
 				t.Errorf("Finish of the current run = %v, want succeeded", fin.Statuses)
 			}
@@ -556,9 +570,9 @@ func TestFinishStale(t *testing.T) {
 			if err := e.store.DeleteEndpoint(ctx, tn.ID, ep.ID); err != nil {
 				t.Fatalf("DeleteEndpoint: %v", err)
 			}
-			fin := e.finish(t, tn.ID, ep.ID, policy{disableAfter: 1, maxAttempts: 5}, registry.Sent{Item: items[0],
+			fin := e.finish(t, tn.ID, ep.ID, policy{disableAfter: 1, maxAttempts: 5}, registry.Outcome{Item: items[0],
 				Outcome: registry.OutcomeFailure, Attempt: e.sentAttempt(500), NextAttemptAt: e.clock.Now().Add(time.Minute)})
-			if !slices.Equal(fin.Statuses, []string{"stale"}) || fin.Disabled {
+			if !slices.Equal(fin.Statuses, []string{"stale"}) || (fin.DisabledReason != "") {
 				t.Errorf("Finish after the endpoint was deleted = %+v, want stale", fin)
 			}
 			if e.hasRecord(t, tn.ID, q.DeliveryID) {
@@ -579,7 +593,7 @@ func TestFinishStale(t *testing.T) {
 			if drains, err := e.store.RequeueDelivery(ctx, tn.ID, ep.ID, q.DeliveryID); err != nil || len(drains) != 0 {
 				t.Fatalf("RequeueDelivery of a queued delivery = %+v, %v; want nothing to do", drains, err)
 			}
-			fin := e.finish(t, tn.ID, ep.ID, lenient, registry.Sent{Item: items[0], Outcome: registry.OutcomeSuccess, Attempt: e.sentAttempt(200)})
+			fin := e.finish(t, tn.ID, ep.ID, lenient, registry.Outcome{Item: items[0], Outcome: registry.OutcomeSuccess, Attempt: e.sentAttempt(200)})
 			if !slices.Equal(fin.Statuses, []string{registry.DeliverySucceeded}) {
 				t.Errorf("Finish = %v, want succeeded", fin.Statuses)
 			}
@@ -601,7 +615,7 @@ func TestFinishNumbersAttemptsOfRequeued(t *testing.T) {
 			p := policy{disableAfter: 100, maxAttempts: 2}
 			items, _ := e.take(t, tn.ID, ep.ID, n, 10)
 			first := e.sentAttempt(500)
-			if fin := e.finish(t, tn.ID, ep.ID, p, registry.Sent{Item: items[0], Outcome: registry.OutcomeFailure,
+			if fin := e.finish(t, tn.ID, ep.ID, p, registry.Outcome{Item: items[0], Outcome: registry.OutcomeFailure,
 				Attempt: first, NextAttemptAt: e.clock.Now().Add(time.Minute)}); fin.Statuses[0] != registry.DeliveryRetrying {
 				t.Fatalf("first attempt = %v, want retrying", fin.Statuses)
 			}
@@ -620,7 +634,7 @@ func TestFinishNumbersAttemptsOfRequeued(t *testing.T) {
 				t.Fatalf("Take after a manual retry = %+v, want the delivery with its record, generation 1", items)
 			}
 			third := e.sentAttempt(200) // numbered 1, as a drain numbers every attempt it makes
-			fin := e.finish(t, tn.ID, ep.ID, p, registry.Sent{Item: items[0], Outcome: registry.OutcomeSuccess, Attempt: third})
+			fin := e.finish(t, tn.ID, ep.ID, p, registry.Outcome{Item: items[0], Outcome: registry.OutcomeSuccess, Attempt: third})
 			if !slices.Equal(fin.Statuses, []string{registry.DeliverySucceeded}) {
 				t.Fatalf("Finish = %v, want succeeded", fin.Statuses)
 			}
@@ -659,7 +673,7 @@ func TestFinishNumbersAttemptsOfRequeued(t *testing.T) {
 			if len(items) != 1 || items[0].DeliveryID != did || !items[0].HasRecord || !bytes.Equal(items[0].Body, ev.Body) {
 				t.Fatalf("Take = %+v, want the test delivery with its record and body", items)
 			}
-			fin := e.finish(t, tn.ID, ep.ID, lenient, registry.Sent{Item: items[0], Outcome: registry.OutcomeSuccess, Attempt: e.sentAttempt(200)})
+			fin := e.finish(t, tn.ID, ep.ID, lenient, registry.Outcome{Item: items[0], Outcome: registry.OutcomeSuccess, Attempt: e.sentAttempt(200)})
 			d, err := e.store.Delivery(ctx, tn.ID, ep.ID, did, true)
 			if err != nil || fin.Statuses[0] != registry.DeliverySucceeded || d.Status != registry.DeliverySucceeded ||
 				d.AttemptCount != 1 || len(d.Attempts) != 1 || d.Attempts[0].Number != 1 {
@@ -680,9 +694,9 @@ func TestFinishAutoDisableHoldsQueue(t *testing.T) {
 		items, _ := e.take(t, tn.ID, ep.ID, e.leaseOf(t, tn.ID, ep.ID), 2)
 		next := e.clock.Now().Add(time.Minute)
 		fin := e.finish(t, tn.ID, ep.ID, policy{disableAfter: 2, maxAttempts: 5},
-			registry.Sent{Item: items[0], Outcome: registry.OutcomeFailure, Attempt: e.sentAttempt(500), NextAttemptAt: next},
-			registry.Sent{Item: items[1], Outcome: registry.OutcomeFailure, Attempt: e.sentAttempt(500), NextAttemptAt: next})
-		if !slices.Equal(fin.Statuses, []string{registry.DeliveryRetrying, registry.DeliveryHeld}) || !fin.Disabled {
+			registry.Outcome{Item: items[0], Outcome: registry.OutcomeFailure, Attempt: e.sentAttempt(500), NextAttemptAt: next},
+			registry.Outcome{Item: items[1], Outcome: registry.OutcomeFailure, Attempt: e.sentAttempt(500), NextAttemptAt: next})
+		if !slices.Equal(fin.Statuses, []string{registry.DeliveryRetrying, registry.DeliveryHeld}) || !(fin.DisabledReason != "") {
 			t.Fatalf("Finish = %+v, want [retrying held] and disabled", fin)
 		}
 		if got := e.getEndpoint(t, tn.ID, ep.ID); got.Enabled || got.DisabledReason == nil ||
@@ -693,7 +707,7 @@ func TestFinishAutoDisableHoldsQueue(t *testing.T) {
 			if d := e.delivery(t, tn.ID, q); d.Status != registry.DeliveryHeld || d.NextAttemptAt != nil {
 				t.Errorf("delivery %d = %+v, want held", i, d)
 			}
-			if _, ok, _ := registry.QueuedItem(ctx, e.store, tn.ID, ep.ID, q.DeliveryID); ok {
+			if _, ok, _ := e.store.QueuedItem(ctx, tn.ID, ep.ID, q.DeliveryID); ok {
 				t.Errorf("delivery %d still queued on a disabled endpoint", i)
 			}
 		}
@@ -719,9 +733,9 @@ func TestQueuedDeliveryReads(t *testing.T) {
 		q := e.fanout(t, ev, ep.ID)[0]
 		e.clock.Advance(time.Minute)
 		if e.hasRecord(t, tn.ID, q.DeliveryID) {
-			t.Errorf("a queued delivery has a record (%s) before its first attempt", recordKeyOf(tn.ID, q.DeliveryID))
+			t.Errorf("a queued delivery has a record (%s) before its first attempt", registry.DeliveryKeyOf(tn.ID, q.DeliveryID))
 		}
-		if n, err := e.rdb.Exists(ctx, recordKeyOf(tn.ID, q.DeliveryID)+":att").Result(); err != nil || n != 0 {
+		if n, err := e.rdb.Exists(ctx, registry.DeliveryKeyOf(tn.ID, q.DeliveryID)+":att").Result(); err != nil || n != 0 {
 			t.Errorf("a queued delivery has an attempt log: %d, %v", n, err)
 		}
 
@@ -794,7 +808,7 @@ func TestQueuedDeliveryDisableEnableDelete(t *testing.T) {
 		}
 
 		e.clock.Advance(time.Minute)
-		if err := e.store.DisableEndpoint(ctx, tn.ID, ep.ID, registry.ReasonManual); err != nil {
+		if _, err := e.store.DisableEndpoint(ctx, tn.ID, ep.ID, registry.ReasonManual); err != nil {
 			t.Fatalf("DisableEndpoint: %v", err)
 		}
 		if !e.hasRecord(t, tn.ID, q.DeliveryID) {
@@ -806,7 +820,7 @@ func TestQueuedDeliveryDisableEnableDelete(t *testing.T) {
 			held.Generation != d0.Generation+1 {
 			t.Errorf("held delivery = %+v, want held, 0 attempts, as queued (%+v), a new generation", held, d0)
 		}
-		if _, ok, _ := registry.QueuedItem(ctx, e.store, tn.ID, ep.ID, q.DeliveryID); ok {
+		if _, ok, _ := e.store.QueuedItem(ctx, tn.ID, ep.ID, q.DeliveryID); ok {
 			t.Errorf("held delivery is still queued")
 		}
 		if items, _ := e.take(t, tn.ID, ep.ID, n, 10); len(items) != 0 {
@@ -818,7 +832,8 @@ func TestQueuedDeliveryDisableEnableDelete(t *testing.T) {
 		}
 
 		e.clock.Advance(time.Minute)
-		count, drains, err := e.store.EnableEndpoint(ctx, tn.ID, ep.ID)
+		en, err := e.store.EnableEndpoint(ctx, tn.ID, ep.ID)
+		count, drains := en.Requeued, en.Drains
 		want := registry.Drain{EndpointID: ep.ID, N: n + 1}
 		if err != nil || count != 1 || len(drains) != 1 || drains[0] != want {
 			t.Fatalf("EnableEndpoint = %d, %+v, %v; want 1 queued and drain %+v", count, drains, err, want)
@@ -836,7 +851,7 @@ func TestQueuedDeliveryDisableEnableDelete(t *testing.T) {
 		if err := e.store.DeleteEndpoint(ctx, tn.ID, ep.ID); err != nil {
 			t.Fatalf("DeleteEndpoint: %v", err)
 		}
-		if _, ok, _ := registry.QueuedItem(ctx, e.store, tn.ID, ep.ID, waiting.DeliveryID); ok {
+		if _, ok, _ := e.store.QueuedItem(ctx, tn.ID, ep.ID, waiting.DeliveryID); ok {
 			t.Errorf("a delivery is still queued on the deleted endpoint")
 		}
 		_, err = e.store.Delivery(ctx, tn.ID, ep.ID, waiting.DeliveryID, false)
@@ -865,21 +880,21 @@ func TestQueuedDeliveryHasNoRecord(t *testing.T) {
 		ep := e.endpoint(t, tn.ID)
 		st := e.publishStored(t, tn.ID, registry.EventScanCompleted)
 		did := registry.DeliveryID(st.Event.ID, ep.ID)
-		if n, err := e.rdb.Exists(t.Context(), recordKeyOf(tn.ID, did)).Result(); err != nil || n != 0 {
-			t.Fatalf("EXISTS %s = %d, %v; want 0 before the first attempt", recordKeyOf(tn.ID, did), n, err)
+		if n, err := e.rdb.Exists(t.Context(), registry.DeliveryKeyOf(tn.ID, did)).Result(); err != nil || n != 0 {
+			t.Fatalf("EXISTS %s = %d, %v; want 0 before the first attempt", registry.DeliveryKeyOf(tn.ID, did), n, err)
 		}
 		if len(st.Drains) != 1 {
 			t.Fatalf("PublishEvent drains = %+v, want one", st.Drains)
 		}
 		items, _ := e.take(t, tn.ID, ep.ID, st.Drains[0].N, 10)
-		if n, err := e.rdb.Exists(t.Context(), recordKeyOf(tn.ID, did)).Result(); err != nil || n != 0 {
+		if n, err := e.rdb.Exists(t.Context(), registry.DeliveryKeyOf(tn.ID, did)).Result(); err != nil || n != 0 {
 			t.Fatalf("EXISTS record after Take = %d, %v; want 0 until the attempt is finished", n, err)
 		}
-		e.finish(t, tn.ID, ep.ID, lenient, registry.Sent{Item: items[0], Outcome: registry.OutcomeSuccess, Attempt: e.sentAttempt(200)})
-		if n, err := e.rdb.Exists(t.Context(), recordKeyOf(tn.ID, did)).Result(); err != nil || n != 1 {
+		e.finish(t, tn.ID, ep.ID, lenient, registry.Outcome{Item: items[0], Outcome: registry.OutcomeSuccess, Attempt: e.sentAttempt(200)})
+		if n, err := e.rdb.Exists(t.Context(), registry.DeliveryKeyOf(tn.ID, did)).Result(); err != nil || n != 1 {
 			t.Errorf("EXISTS record after Finish = %d, %v; want 1", n, err)
 		}
-		if ttl, err := e.rdb.TTL(t.Context(), recordKeyOf(tn.ID, did)).Result(); err != nil || ttl <= 0 {
+		if ttl, err := e.rdb.TTL(t.Context(), registry.DeliveryKeyOf(tn.ID, did)).Result(); err != nil || ttl <= 0 {
 			t.Errorf("record TTL = %v, %v; want the retention period", ttl, err)
 		}
 	})

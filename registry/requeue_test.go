@@ -3,7 +3,6 @@ package registry_test
 import (
 	"bytes"
 	"slices"
-	"strings"
 	"testing"
 	"time"
 
@@ -11,7 +10,7 @@ import (
 )
 
 // autoDisabled returns an endpoint disabled by 3 failures of the first of its 3 deliveries.
-func (e *env) autoDisabled(t *testing.T, tid string) (*registry.Endpoint, []registry.Queued) {
+func (e *env) autoDisabled(t *testing.T, tid string) (*registry.Endpoint, []queued) {
 	t.Helper()
 	ep := e.endpoint(t, tid)
 	qs := e.deliveries(t, tid, ep.ID, 3)
@@ -35,7 +34,8 @@ func TestEnableEndpoint(t *testing.T) {
 			before[q.DeliveryID] = e.delivery(t, tn.ID, q).Generation
 		}
 		now := e.clock.Advance(time.Hour)
-		n, drains, err := e.store.EnableEndpoint(ctx, tn.ID, ep.ID)
+		en, err := e.store.EnableEndpoint(ctx, tn.ID, ep.ID)
+		n, drains := en.Requeued, en.Drains
 		if err != nil {
 			t.Fatalf("EnableEndpoint: %v", err)
 		}
@@ -49,8 +49,9 @@ func TestEnableEndpoint(t *testing.T) {
 		if n != len(qs) || len(drains) != 0 {
 			t.Fatalf("EnableEndpoint queued %d deliveries with drains %+v, want %d and none", n, drains, len(qs))
 		}
-		if outbox := e.dueOutbox(t, tn.ID); !slices.ContainsFunc(outbox, func(s string) bool {
-			return strings.HasPrefix(s, "q:"+ep.ID+":")
+		if outbox := e.dueOutbox(t, tn.ID); !slices.ContainsFunc(outbox, func(s registry.OutboxEntry) bool {
+			w, _ := registry.ParseWork(s)
+			return w.Drain != nil && w.Drain.EndpointID == ep.ID
 		}) {
 			t.Errorf("outbox %v has no drain of %s", outbox, ep.ID)
 		}
@@ -61,17 +62,17 @@ func TestEnableEndpoint(t *testing.T) {
 				d.RunAttempts != 0 || d.NextAttemptAt == nil || !d.NextAttemptAt.Equal(now) || q.EndpointID != ep.ID {
 				t.Errorf("requeued %+v: delivery %+v; want pending with a new generation (was %d)", q, d, before[q.DeliveryID])
 			}
-			if it, ok, _ := registry.QueuedItem(ctx, e.store, tn.ID, ep.ID, q.DeliveryID); !ok || it.Generation != q.Generation {
+			if it, ok, _ := e.store.QueuedItem(ctx, tn.ID, ep.ID, q.DeliveryID); !ok || it.Generation != q.Generation {
 				t.Errorf("requeued %+v is not on the endpoint's queue (%+v)", q, it)
 			}
 		}
 		if n := e.statusCount(t, tn.ID, ep.ID, registry.DeliveryHeld); n != 0 {
 			t.Errorf("%d deliveries still held after enable", n)
 		}
-		if again, d, err := e.store.EnableEndpoint(ctx, tn.ID, ep.ID); err != nil || again != 0 || len(d) != 0 {
-			t.Errorf("enabling an active endpoint queued %d (%v), %v; want nothing", again, d, err)
+		if en, err := e.store.EnableEndpoint(ctx, tn.ID, ep.ID); err != nil || en.Requeued != 0 || len(en.Drains) != 0 {
+			t.Errorf("enabling an active endpoint queued %d (%v), %v; want nothing", en.Requeued, en.Drains, err)
 		}
-		_, _, err = e.store.EnableEndpoint(ctx, tn.ID, "no-such-endpoint")
+		_, err = e.store.EnableEndpoint(ctx, tn.ID, "no-such-endpoint")
 		wantCode(t, err, registry.CodeWebhookNotFound)
 		// The old runs are stale now: an attempt of one changes nothing.
 		old := qs[1]
@@ -92,7 +93,7 @@ func TestDisableEndpoint(t *testing.T) {
 		done := e.deliver(t, tn.ID, ep.ID)
 		e.attempt(t, tn.ID, done, registry.OutcomeSuccess, lenient)
 		now := e.clock.Advance(time.Minute)
-		if err := e.store.DisableEndpoint(ctx, tn.ID, ep.ID, registry.ReasonManual); err != nil {
+		if _, err := e.store.DisableEndpoint(ctx, tn.ID, ep.ID, registry.ReasonManual); err != nil {
 			t.Fatalf("DisableEndpoint: %v", err)
 		}
 		got := e.getEndpoint(t, tn.ID, ep.ID)
@@ -112,14 +113,15 @@ func TestDisableEndpoint(t *testing.T) {
 		// An endpoint disabled for another reason keeps it.
 		auto, _ := e.autoDisabled(t, tn.ID)
 		e.clock.Advance(time.Minute)
-		if err := e.store.DisableEndpoint(ctx, tn.ID, auto.ID, registry.ReasonManual); err != nil {
+		if _, err := e.store.DisableEndpoint(ctx, tn.ID, auto.ID, registry.ReasonManual); err != nil {
 			t.Fatalf("DisableEndpoint(already disabled): %v", err)
 		}
 		if got := e.getEndpoint(t, tn.ID, auto.ID); *got.DisabledReason != registry.ReasonConsecutiveFailures {
 			t.Errorf("reason after a manual disable of a disabled endpoint = %s, want %s",
 				*got.DisabledReason, registry.ReasonConsecutiveFailures)
 		}
-		wantCode(t, e.store.DisableEndpoint(ctx, tn.ID, "no-such-endpoint", registry.ReasonManual), registry.CodeWebhookNotFound)
+		_, err := e.store.DisableEndpoint(ctx, tn.ID, "no-such-endpoint", registry.ReasonManual)
+		wantCode(t, err, registry.CodeWebhookNotFound)
 	})
 }
 
@@ -146,7 +148,7 @@ func TestRequeueDelivery(t *testing.T) {
 			d.AttemptCount != 2 || d.NextAttemptAt == nil || !d.NextAttemptAt.Equal(now) {
 			t.Errorf("requeued %+v: delivery %+v; want pending, generation %d, run attempts 0", rq, d, q.Generation+1)
 		}
-		if it, ok, _ := registry.QueuedItem(ctx, e.store, tn.ID, ep.ID, q.DeliveryID); !ok || it.Generation != rq.Generation {
+		if it, ok, _ := e.store.QueuedItem(ctx, tn.ID, ep.ID, q.DeliveryID); !ok || it.Generation != rq.Generation {
 			t.Errorf("requeued %+v is not on the endpoint's queue (%+v)", rq, it)
 		}
 		// The new run has a fresh budget: one failure retries again.
@@ -177,7 +179,7 @@ func TestRequeueDelivery(t *testing.T) {
 			t.Errorf("another endpoint's delivery changed: %+v", d)
 		}
 
-		if err := e.store.DisableEndpoint(ctx, tn.ID, ep.ID, registry.ReasonManual); err != nil {
+		if _, err := e.store.DisableEndpoint(ctx, tn.ID, ep.ID, registry.ReasonManual); err != nil {
 			t.Fatalf("DisableEndpoint: %v", err)
 		}
 		_, err := e.store.RequeueDelivery(ctx, tn.ID, ep.ID, q.DeliveryID)
@@ -190,10 +192,10 @@ func TestRequeueDelivery(t *testing.T) {
 	})
 }
 
-func TestHoldDelivery(t *testing.T) {
+func TestRetryDue(t *testing.T) {
 	// A one-hour retention with a clock two hours on lets TrimIndexes leave a retrying
 	// delivery outside the retrying index, so disabling the endpoint misses it, as a retry
-	// racing a disable would: HoldDelivery, run by the retry task, is what catches it.
+	// racing a disable would: its timer, when it fires, is what holds it.
 	eachBackend(t, registry.Config{Retention: time.Hour}, func(t *testing.T, e *env) {
 		ctx := t.Context()
 		tn := e.tenant(t, 0)
@@ -202,40 +204,65 @@ func TestHoldDelivery(t *testing.T) {
 		if r := e.attempt(t, tn.ID, missed, registry.OutcomeFailure, lenient); r.Status != registry.DeliveryRetrying {
 			t.Fatalf("setup: first attempt recorded as %+v, want retrying", r)
 		}
+		timer := registry.Retry{DeliveryID: missed.DeliveryID, EndpointID: ep.ID, Generation: missed.Generation, Run: 1}
 		e.clock.Advance(2 * time.Hour)
 		if n, err := e.store.TrimIndexes(ctx, tn.ID); err != nil || n == 0 {
 			t.Fatalf("TrimIndexes = %d, %v; want the old entries trimmed", n, err)
 		}
-
-		if got, err := e.store.HoldDelivery(ctx, tn.ID, missed); err != nil || got != "active" {
-			t.Errorf("HoldDelivery on an active endpoint = %q, %v; want active", got, err)
-		}
-		if err := e.store.DisableEndpoint(ctx, tn.ID, ep.ID, registry.ReasonManual); err != nil {
+		if _, err := e.store.DisableEndpoint(ctx, tn.ID, ep.ID, registry.ReasonManual); err != nil {
 			t.Fatalf("DisableEndpoint: %v", err)
 		}
 		if d := e.delivery(t, tn.ID, missed); d.Status != registry.DeliveryRetrying {
 			t.Fatalf("setup: the trimmed delivery is %s, want still retrying", d.Status)
 		}
-		stale := missed
-		stale.Generation = 7
-		if got, err := e.store.HoldDelivery(ctx, tn.ID, stale); err != nil || got != "stale" {
-			t.Errorf("HoldDelivery(old generation) = %q, %v; want stale", got, err)
+		for _, stale := range []registry.Retry{{DeliveryID: timer.DeliveryID, EndpointID: ep.ID, Generation: 7, Run: 1},
+			{DeliveryID: timer.DeliveryID, EndpointID: ep.ID, Generation: timer.Generation, Run: 5}} {
+			if drains, err := e.store.Due(ctx, tn.ID, stale); err != nil || len(drains) != 0 ||
+				e.delivery(t, tn.ID, missed).Status != registry.DeliveryRetrying {
+				t.Errorf("Due(%+v) = %v, %v; want a stale timer to change nothing", stale, drains, err)
+			}
 		}
-		got, err := e.store.HoldDelivery(ctx, tn.ID, missed)
+		drains, err := e.store.Due(ctx, tn.ID, timer)
 		d := e.delivery(t, tn.ID, missed)
-		if err != nil || got != "held" || d.Status != registry.DeliveryHeld || d.Generation != missed.Generation+1 ||
+		if err != nil || len(drains) != 0 || d.Status != registry.DeliveryHeld || d.Generation != missed.Generation+1 ||
 			d.NextAttemptAt != nil {
-			t.Errorf("HoldDelivery = %q, %v; delivery %+v; want held with a new generation", got, err, d)
+			t.Errorf("Due on a disabled endpoint = %v, %v; delivery %+v; want held with a new generation", drains, err, d)
 		}
-		n, _, err := e.store.EnableEndpoint(ctx, tn.ID, ep.ID)
+		if slices.Contains(e.dueOutbox(t, tn.ID), timer.OutboxEntry()) {
+			t.Errorf("the fired timer's outbox entry %s is still there", timer.OutboxEntry())
+		}
+		en, err := e.store.EnableEndpoint(ctx, tn.ID, ep.ID)
+		n := en.Requeued
 		if d := e.delivery(t, tn.ID, missed); err != nil || n != 1 || d.Status != registry.DeliveryPending {
 			t.Errorf("EnableEndpoint queued %d, %v; delivery %s; want the held delivery pending again", n, err, d.Status)
 		}
-		if err := e.store.DeleteEndpoint(ctx, tn.ID, ep.ID); err != nil {
-			t.Fatalf("DeleteEndpoint: %v", err)
+	})
+}
+
+// A retry timer that fires puts its delivery back on the queue in the same run, with its
+// attempts so far, and wakes a drain when none holds the lease.
+func TestRetryDueQueues(t *testing.T) {
+	eachBackend(t, registry.Config{}, func(t *testing.T, e *env) {
+		ctx := t.Context()
+		tn := e.tenant(t, 0)
+		ep := e.endpoint(t, tn.ID)
+		q := e.deliver(t, tn.ID, ep.ID)
+		e.attempt(t, tn.ID, q, registry.OutcomeFailure, lenient)
+		e.endLease(t, tn.ID, ep.ID)
+		timer := registry.Retry{DeliveryID: q.DeliveryID, EndpointID: ep.ID, Generation: q.Generation, Run: 1}
+		drains, err := e.store.Due(ctx, tn.ID, timer)
+		if err != nil || len(drains) != 1 || drains[0].EndpointID != ep.ID {
+			t.Fatalf("Due = %v, %v; want one drain of %s", drains, err, ep.ID)
 		}
-		if got, err := e.store.HoldDelivery(ctx, tn.ID, missed); err != nil || got != "deleted" {
-			t.Errorf("HoldDelivery on a deleted endpoint = %q, %v; want deleted", got, err)
+		it, ok, err := e.store.QueuedItem(ctx, tn.ID, ep.ID, q.DeliveryID)
+		if err != nil || !ok || it.Generation != q.Generation || it.Run != 1 || !it.HasRecord {
+			t.Errorf("queued = %+v, %t, %v; want run 1 of generation %d with its record", it, ok, err, q.Generation)
+		}
+		if d := e.delivery(t, tn.ID, q); d.Status != registry.DeliveryPending || d.AttemptCount != 1 || d.RunAttempts != 1 {
+			t.Errorf("delivery = %+v, want pending after 1 attempt", d)
+		}
+		if again, err := e.store.Due(ctx, tn.ID, timer); err != nil || len(again) != 0 {
+			t.Errorf("Due again = %v, %v; want nothing", again, err)
 		}
 	})
 }
@@ -257,7 +284,7 @@ func TestCreateTestDelivery(t *testing.T) {
 		if did != registry.DeliveryID(ev.ID, ep.ID) || len(drains) != 1 || drains[0].EndpointID != ep.ID {
 			t.Errorf("CreateTestDelivery = %s, %+v", did, drains)
 		}
-		q := registry.Queued{DeliveryID: did, EndpointID: ep.ID}
+		q := queued{DeliveryID: did, EndpointID: ep.ID}
 		d := e.delivery(t, tn.ID, q)
 		if d.EventID != ev.ID || d.EventType != registry.EventWebhookTest || d.Status != registry.DeliveryPending {
 			t.Errorf("test delivery = %+v", d)
@@ -275,7 +302,7 @@ func TestCreateTestDelivery(t *testing.T) {
 
 		_, _, err = e.store.CreateTestDelivery(ctx, testEvent("evt_test2"), "no-such-endpoint")
 		wantCode(t, err, registry.CodeWebhookNotFound)
-		if err := e.store.DisableEndpoint(ctx, tn.ID, ep.ID, registry.ReasonManual); err != nil {
+		if _, err := e.store.DisableEndpoint(ctx, tn.ID, ep.ID, registry.ReasonManual); err != nil {
 			t.Fatalf("DisableEndpoint: %v", err)
 		}
 		_, _, err = e.store.CreateTestDelivery(ctx, testEvent("evt_test3"), ep.ID)

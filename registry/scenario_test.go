@@ -15,7 +15,7 @@ type scenarioResult struct {
 
 // fullScenario drives every store operation over two tenants: tenants, keys, rate limit,
 // endpoints, publish (with replay, quota and retract), fan-out, attempts of every outcome,
-// auto-disable, hold, enable, manual disable, requeue, test ping, rotation and deletion.
+// auto-disable, a retry timer, enable, manual disable, requeue, test ping, rotation and deletion.
 func fullScenario(t *testing.T, e *env) scenarioResult {
 	t.Helper()
 	ctx := t.Context()
@@ -50,7 +50,7 @@ func fullScenario(t *testing.T, e *env) scenarioResult {
 	b := e.endpoint(t, t1.ID, registry.EventScanCompleted, registry.EventScanFailed)
 	c := e.endpoint(t, t1.ID, registry.EventScanCompleted, registry.EventScanStarted)
 	desc := "updated"
-	_, err = e.store.UpdateEndpoint(ctx, t1.ID, a.ID, registry.EndpointPatch{Description: &desc,
+	_, _, err = e.store.UpdateEndpoint(ctx, t1.ID, a.ID, registry.EndpointPatch{Description: &desc,
 		Events:  []string{registry.EventScanCompleted, registry.EventScanCancelled},
 		Headers: map[string]string{"X-Env": "test"}, HeadersSet: true})
 	must(err)
@@ -70,15 +70,16 @@ func fullScenario(t *testing.T, e *env) scenarioResult {
 	must(err)
 	due, err := e.store.DueOutbox(ctx, t1.ID, e.clock.Now().Add(time.Minute), 10)
 	must(err)
-	must(e.store.OutboxDone(ctx, t1.ID, due...))
+	must(e.store.OutboxDone(ctx, t1.ID, entries(due)...))
 	retracted, err := e.store.PublishEvent(ctx, t1.ID, newEvent(e, registry.EventScanStarted, "idem-2", 100))
 	must(err)
-	_, err = e.store.RetractEvent(ctx, t1.ID, retracted.Event, "idem-2", retracted)
+	_, err = e.retract(ctx, t1.ID, "idem-2", retracted)
 	must(err)
 
 	qs := ids(e.fanout(t, st.Event, a.ID, b.ID, c.ID))
 	qa, qb, qc := qs[registry.DeliveryID(n.ID, a.ID)], qs[registry.DeliveryID(n.ID, b.ID)], qs[registry.DeliveryID(n.ID, c.ID)]
-	_, err = e.store.LoadAttempt(ctx, t1.ID, qa, n.ID)
+	_, _, err = e.store.Take(ctx, registry.TakeRequest{TenantID: t1.ID, EndpointID: a.ID, N: e.leaseOf(t, t1.ID, a.ID),
+		Limit: 10, Renew: true})
 	must(err)
 	e.attempt(t, t1.ID, qa, registry.OutcomeSuccess, lenient)
 	e.attempt(t, t1.ID, qc, registry.OutcomeThrottled, lenient)
@@ -87,20 +88,22 @@ func fullScenario(t *testing.T, e *env) scenarioResult {
 		e.clock.Advance(time.Minute)
 		e.attempt(t, t1.ID, qb, registry.OutcomeFailure, policy{disableAfter: 2, maxAttempts: 5})
 	}
-	_, err = e.store.HoldDelivery(ctx, t1.ID, second)
+	_, err = e.store.Due(ctx, t1.ID, registry.Retry{DeliveryID: second.DeliveryID, EndpointID: b.ID,
+		Generation: second.Generation, Run: 1})
 	must(err)
 	_, _, err = e.store.ListDeliveries(ctx, t1.ID, b.ID, registry.DeliveryHeld, registry.Page{Page: 1, Limit: 20})
 	must(err)
 	_, err = e.store.Delivery(ctx, t1.ID, b.ID, qb.DeliveryID, true)
 	must(err)
-	_, _, err = e.store.EnableEndpoint(ctx, t1.ID, b.ID)
+	_, err = e.store.EnableEndpoint(ctx, t1.ID, b.ID)
 	must(err)
 	_, err = e.store.RequeueDelivery(ctx, t1.ID, a.ID, qa.DeliveryID)
 	must(err)
 	_, _, err = e.store.CreateTestDelivery(ctx, &registry.Event{ID: "evt_ping", TenantID: t1.ID,
 		Type: registry.EventWebhookTest, CreatedAt: e.clock.Now(), Body: []byte(`{}`)}, a.ID)
 	must(err)
-	must(e.store.DisableEndpoint(ctx, t1.ID, c.ID, registry.ReasonManual))
+	_, err = e.store.DisableEndpoint(ctx, t1.ID, c.ID, registry.ReasonManual)
+	must(err)
 	must(e.store.DeleteEndpoint(ctx, t1.ID, c.ID))
 
 	d := e.endpoint(t, t2.ID, registry.EventScanFailed)
@@ -108,7 +111,7 @@ func fullScenario(t *testing.T, e *env) scenarioResult {
 	for _, q := range e.fanout(t, ev2, d.ID) {
 		e.attempt(t, t2.ID, q, registry.OutcomeGone, lenient)
 	}
-	_, _, err = e.store.EnableEndpoint(ctx, t2.ID, d.ID)
+	_, err = e.store.EnableEndpoint(ctx, t2.ID, d.ID)
 	must(err)
 	return res
 }

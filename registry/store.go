@@ -26,6 +26,8 @@ type Config struct {
 	// InlineFanout is the most subscribers whose deliveries are created with the event itself;
 	// larger fan-outs are left to a fan-out task. Default 32; negative: never inline.
 	InlineFanout int
+	// RecoveryBatch is how many events one recovery step walks. Default 500.
+	RecoveryBatch int
 }
 
 // Store is the Redis-backed registry of tenants, keys, endpoints, events and deliveries.
@@ -35,6 +37,7 @@ type Store struct {
 	retention time.Duration
 	idemTTL   time.Duration
 	inline    int
+	recBatch  int
 
 	limOnce sync.Once
 	lim     *redis_rate.Limiter
@@ -60,6 +63,9 @@ func New(cfg Config) (*Store, error) {
 	if cfg.InlineFanout == 0 {
 		cfg.InlineFanout = 32
 	}
+	if cfg.RecoveryBatch <= 0 {
+		cfg.RecoveryBatch = 500
+	}
 	if cfg.Retention < 0 || cfg.IdempotencyTTL < 0 {
 		return nil, errors.New("registry: retention and idempotency TTL must be positive")
 	}
@@ -68,7 +74,7 @@ func New(cfg Config) (*Store, error) {
 	clock := cfg.Now
 	now := func() time.Time { return clock().UTC().Truncate(time.Millisecond) }
 	return &Store{rdb: cfg.Client, now: now, retention: cfg.Retention, idemTTL: cfg.IdempotencyTTL,
-		inline: max(cfg.InlineFanout, -1)}, nil
+		inline: max(cfg.InlineFanout, -1), recBatch: cfg.RecoveryBatch}, nil
 }
 
 // Client returns the Redis connection the store uses.

@@ -1,6 +1,7 @@
 package registry_test
 
 import (
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -83,9 +84,14 @@ func TestUnavailable(t *testing.T) {
 					_, err := e.store.PublishEvent(ctx, "t", newEvent(e, registry.EventScanCompleted, "k", 0))
 					return err
 				},
-				"RecordAttempt": func() error {
-					_, err := e.store.RecordAttempt(ctx, e.record("t", registry.Queued{DeliveryID: "d", EndpointID: "e"},
-						registry.OutcomeFailure, lenient))
+				"Finish": func() error {
+					_, err := e.store.Finish(ctx, registry.FinishRequest{TenantID: "t", EndpointID: "e",
+						Outcomes: []registry.Outcome{{Item: registry.QueueItem{DeliveryID: "d"}, Outcome: registry.OutcomeFailure,
+							Status: registry.DeliveryRetrying}}})
+					return err
+				},
+				"Due": func() error {
+					_, err := e.store.Due(ctx, "t", registry.Retry{DeliveryID: "d", EndpointID: "e", Run: 1})
 					return err
 				},
 				"ListEndpoints": func() error {
@@ -100,19 +106,34 @@ func TestUnavailable(t *testing.T) {
 	}
 }
 
-func TestParseQueued(t *testing.T) {
-	q := registry.Queued{DeliveryID: registry.DeliveryID("evt_1", "ep"), EndpointID: "6b0c1d3e-1111-4222-8333-944455556666", Generation: 12}
-	entry := q.OutboxEntry()
-	if !strings.HasPrefix(entry, "d:") {
-		t.Fatalf("OutboxEntry = %q, want a d: entry", entry)
+func TestParseWork(t *testing.T) {
+	eid := "6b0c1d3e-1111-4222-8333-944455556666"
+	did := registry.DeliveryID("evt_1", eid)
+	cases := []struct {
+		entry registry.OutboxEntry
+		want  registry.Work
+	}{
+		{registry.FanoutEntry("evt_1"), registry.Work{Fanout: "evt_1"}},
+		{registry.Drain{EndpointID: eid, N: 42}.OutboxEntry(), registry.Work{Drain: &registry.Drain{EndpointID: eid, N: 42}}},
+		{registry.Retry{DeliveryID: did, EndpointID: eid, Generation: 12, Run: 3}.OutboxEntry(),
+			registry.Work{Retry: &registry.Retry{DeliveryID: did, EndpointID: eid, Generation: 12, Run: 3}}},
+		// A retry entry of an earlier version has no run.
+		{registry.OutboxEntry("d:" + did + ":" + eid + ":12"),
+			registry.Work{Retry: &registry.Retry{DeliveryID: did, EndpointID: eid, Generation: 12, Run: -1}}},
 	}
-	got, ok := registry.ParseQueued(strings.TrimPrefix(entry, "d:"))
-	if !ok || got != q {
-		t.Errorf("ParseQueued(%q) = %+v, %v; want %+v", entry, got, ok, q)
+	for _, c := range cases {
+		got, ok := registry.ParseWork(c.entry)
+		c.want.Entry = c.entry
+		if !ok || !reflect.DeepEqual(got, c.want) {
+			t.Errorf("ParseWork(%q) = %+v, %v; want %+v", c.entry, got, ok, c.want)
+		}
+		if r := got.Retry; r != nil && r.OutboxEntry() != c.entry {
+			t.Errorf("Retry %+v encodes as %q, want %q", r, r.OutboxEntry(), c.entry)
+		}
 	}
-	for _, bad := range []string{"", "a:b", "a:b:c:d", "a:b:x"} {
-		if _, ok := registry.ParseQueued(bad); ok {
-			t.Errorf("ParseQueued(%q) accepted", bad)
+	for _, bad := range []registry.OutboxEntry{"", "e:", "q:a", "q:a:x", "d:a:b", "d:a:b:x", "d:a:b:1:x", "z:a"} {
+		if w, ok := registry.ParseWork(bad); ok {
+			t.Errorf("ParseWork(%q) = %+v, accepted", bad, w)
 		}
 	}
 }

@@ -16,6 +16,9 @@ var ErrTenantNotFound = errors.New("tenant not found")
 // ErrKeyNotFound is returned by the admin operations for an unknown key id.
 var ErrKeyNotFound = errors.New("api key not found")
 
+// ErrKeyRevoked is returned when a revoked key would be resumed or suspended: revoking is final.
+var ErrKeyRevoked = errors.New("the api key is revoked, and a revoked key cannot be resumed or suspended: create a new key")
+
 // CreateTenant stores a new active tenant. quota 0 means unlimited.
 func (s *Store) CreateTenant(ctx context.Context, name string, quota int64) (*Tenant, error) {
 	if quota < 0 {

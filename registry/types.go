@@ -59,11 +59,19 @@ const (
 	StatusDisabled  = "disabled"
 )
 
+// Orderings of an endpoint's deliveries: none (attempts run concurrently in queue order), or
+// by scan (the deliveries of one scan one at a time, in publish order).
+const (
+	OrderingNone = "none"
+	OrderingScan = "scan"
+)
+
 // Reasons an endpoint is disabled.
 const (
 	ReasonConsecutiveFailures = "consecutive_failures"
 	ReasonGone                = "gone"
 	ReasonManual              = "manual"
+	ReasonProbationFailed     = "probation_failed"
 )
 
 // Delivery statuses.
@@ -159,22 +167,97 @@ type Endpoint struct {
 	DisabledReason      *string           `json:"disabledReason"`
 	DisabledAt          *time.Time        `json:"disabledAt"`
 	ConsecutiveFailures int               `json:"consecutiveFailures"`
-	CreatedAt           time.Time         `json:"createdAt"`
-	UpdatedAt           time.Time         `json:"updatedAt"`
+	// Probation is true from a re-enable until the first successful attempt: one attempt at a
+	// time, and a failure disables the endpoint again (probation_failed).
+	Probation bool `json:"probation"`
+	// Degraded is true once the current failure streak reached half the disable threshold
+	// (when webhook.degraded was emitted) until a success ends the streak or the endpoint is
+	// disabled.
+	Degraded bool `json:"degraded"`
+	// RateLimitPerSecond caps the endpoint's attempts per second across all workers; nil: none.
+	RateLimitPerSecond *int      `json:"rateLimitPerSecond"`
+	Ordering           string    `json:"ordering"`
+	CreatedAt          time.Time `json:"createdAt"`
+	UpdatedAt          time.Time `json:"updatedAt"`
 
-	Secret              string    `json:"-"`
-	PrevSecret          string    `json:"-"`
-	PrevSecretExpiresAt time.Time `json:"-"`
-	FailureStreakStart  time.Time `json:"-"`
+	Secret string `json:"-"`
+	// PrevSecret is the secret the last rotation replaced and OlderSecret the one before it;
+	// each signs until its own rotation's grace period ends.
+	PrevSecret           string    `json:"-"`
+	PrevSecretExpiresAt  time.Time `json:"-"`
+	OlderSecret          string    `json:"-"`
+	OlderSecretExpiresAt time.Time `json:"-"`
+	FailureStreakStart   time.Time `json:"-"`
+	// concurrency is the stored effective concurrency; 0 when at its ceiling.
+	concurrency int
 }
 
-// SigningSecrets returns the secrets that sign a delivery at now: the current one, and the
-// previous one while its rotation grace period lasts.
-func (e *Endpoint) SigningSecrets(now time.Time) []string {
-	if e.PrevSecret != "" && now.Before(e.PrevSecretExpiresAt) {
-		return []string{e.Secret, e.PrevSecret}
+// Concurrency is how many attempts the endpoint may have in flight, under a ceiling of max:
+// 1 during probation, the value 429 and 503 answers lowered it to, else max.
+func (e *Endpoint) Concurrency(max int) int {
+	switch {
+	case e.Probation:
+		return 1
+	case e.concurrency > 0:
+		return min(e.concurrency, max)
 	}
-	return []string{e.Secret}
+	return max
+}
+
+// PreviousSecret is a replaced secret that keeps signing until ExpiresAt.
+type PreviousSecret struct {
+	Secret    string
+	ExpiresAt time.Time
+}
+
+// maxPreviousSecrets bounds the replaced secrets that still sign: with the current one, at
+// most three signatures go with a delivery.
+const maxPreviousSecrets = 2
+
+// SigningSecrets returns the secrets that sign a delivery at now: the current one, then each
+// replaced one whose rotation grace period lasts, newest first.
+func (e *Endpoint) SigningSecrets(now time.Time) []string {
+	out := make([]string, 1, 1+maxPreviousSecrets)
+	out[0] = e.Secret
+	if e.PrevSecret != "" && now.Before(e.PrevSecretExpiresAt) {
+		out = append(out, e.PrevSecret)
+	}
+	if e.OlderSecret != "" && now.Before(e.OlderSecretExpiresAt) {
+		out = append(out, e.OlderSecret)
+	}
+	return out
+}
+
+// PreviousSecrets returns the replaced secrets that still sign at now, newest rotation first.
+func (e *Endpoint) PreviousSecrets(now time.Time) []PreviousSecret {
+	var out []PreviousSecret
+	for _, p := range []PreviousSecret{{e.PrevSecret, e.PrevSecretExpiresAt}, {e.OlderSecret, e.OlderSecretExpiresAt}} {
+		if p.Secret != "" && now.Before(p.ExpiresAt) {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// afterRotation returns the replaced secrets that sign once a new secret replaces the current
+// one at now: the current one joins them for grace (not at all for 0), those whose grace has
+// ended leave, and past maxPreviousSecrets the one whose grace ends first is dropped early.
+func (e *Endpoint) afterRotation(now time.Time, grace time.Duration) []PreviousSecret {
+	var out []PreviousSecret
+	if grace > 0 {
+		out = append(out, PreviousSecret{e.Secret, now.Add(grace)})
+	}
+	out = append(out, e.PreviousSecrets(now)...)
+	for len(out) > maxPreviousSecrets {
+		first := 0
+		for i, p := range out {
+			if p.ExpiresAt.Before(out[first].ExpiresAt) {
+				first = i
+			}
+		}
+		out = append(out[:first], out[first+1:]...)
+	}
+	return out
 }
 
 // Subscribes reports whether the endpoint wants events of type t.
@@ -196,7 +279,8 @@ type Event struct {
 	CreatedAt time.Time       `json:"createdAt"`
 	Body      []byte          `json:"-"`
 
-	deliveries int
+	deliveries  int
+	requestHash string
 }
 
 // Delivery is one event's journey to one endpoint.
@@ -211,7 +295,9 @@ type Delivery struct {
 	NextAttemptAt *time.Time `json:"nextAttemptAt"`
 	CreatedAt     time.Time  `json:"createdAt"`
 	UpdatedAt     time.Time  `json:"updatedAt"`
-	Attempts      []Attempt  `json:"attempts,omitempty"`
+	// WaitingFor is the delivery ahead of this one in its scan's lane, while it waits.
+	WaitingFor *string   `json:"waitingFor"`
+	Attempts   []Attempt `json:"attempts,omitempty"`
 	// Generation increases each time the delivery is queued again (manual retry, re-enable);
 	// a queued task of an older generation is stale and does nothing.
 	Generation int `json:"-"`

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -88,25 +89,49 @@ func (a *apiClient) send(ctx context.Context, method, path string, body any) (*e
 
 // createdEndpoint is the part of the create answer the bench uses.
 type createdEndpoint struct {
-	ID     string `json:"id"`
-	Secret string `json:"secret"`
+	ID       string `json:"id"`
+	Secret   string `json:"secret"`
+	Ordering string `json:"ordering"`
 }
 
 // createEndpointFor registers url for events; webhookd probes it once.
 func (a *apiClient) createEndpointFor(ctx context.Context, url string, events []string) (createdEndpoint, error) {
+	return a.createEndpoint(ctx, url, events, "")
+}
+
+// createEndpoint registers url for events with ordering ("scan", "none", or "" for the
+// default) and checks that the answer shows the ordering asked for ("none" by default).
+func (a *apiClient) createEndpoint(ctx context.Context, url string, events []string, ordering string) (createdEndpoint, error) {
+	body := map[string]any{"url": url, "events": events}
+	if ordering != "" {
+		body["ordering"] = ordering
+	}
 	var e createdEndpoint
-	err := a.call(ctx, http.MethodPost, "/api/v1/webhooks", map[string]any{"url": url, "events": events}, &e)
-	if err == nil && (e.ID == "" || e.Secret == "") {
+	err := a.call(ctx, http.MethodPost, "/api/v1/webhooks", body, &e)
+	switch {
+	case err != nil:
+	case e.ID == "" || e.Secret == "":
 		err = fmt.Errorf("create webhook answered no id or secret")
+	case e.Ordering != cmp.Or(ordering, "none"):
+		err = fmt.Errorf("create webhook with ordering %q answered ordering %q", ordering, e.Ordering)
 	}
 	return e, err
 }
 
 // endpointState is an endpoint's status as the API shows it.
 type endpointState struct {
-	Status              string  `json:"status"`
-	DisabledReason      *string `json:"disabledReason"`
-	ConsecutiveFailures int     `json:"consecutiveFailures"`
+	Status               string  `json:"status"`
+	DisabledReason       *string `json:"disabledReason"`
+	ConsecutiveFailures  int     `json:"consecutiveFailures"`
+	EffectiveConcurrency int     `json:"effectiveConcurrency"`
+	RateLimitPerSecond   *int    `json:"rateLimitPerSecond"`
+}
+
+// patchEndpoint changes fields of an endpoint and returns its state after.
+func (a *apiClient) patchEndpoint(ctx context.Context, id string, fields map[string]any) (endpointState, error) {
+	var s endpointState
+	err := a.call(ctx, http.MethodPatch, "/api/v1/webhooks/"+id, fields, &s)
+	return s, err
 }
 
 func (a *apiClient) endpoint(ctx context.Context, id string) (endpointState, error) {
@@ -149,11 +174,16 @@ type published struct {
 	Deliveries int    `json:"deliveries"`
 }
 
-// publish sends one scan.completed event carrying sentAt, the clock the receivers measure
-// latency from.
+// publish sends one scan.completed event of a scan of its own.
 func (a *apiClient) publish(ctx context.Context, sentAt time.Time, seq int) (published, error) {
-	body := map[string]any{"type": "scan.completed", "data": map[string]any{
-		"scanId": uuid.NewString(), "scanType": "zap", "seq": strconv.Itoa(seq),
+	return a.publishEvent(ctx, "scan.completed", uuid.NewString(), sentAt, seq)
+}
+
+// publishEvent sends one event of type typ of scan scanID carrying sentAt, the clock the
+// receivers measure latency from.
+func (a *apiClient) publishEvent(ctx context.Context, typ, scanID string, sentAt time.Time, seq int) (published, error) {
+	body := map[string]any{"type": typ, "data": map[string]any{
+		"scanId": scanID, "scanType": "zap", "seq": strconv.Itoa(seq),
 		"sentAtUnixNano": sentAt.UnixNano(),
 	}}
 	var p published

@@ -65,18 +65,12 @@ func (b *bench) measureBaseline(ctx context.Context, rec *recorder, client *asyn
 	before := b.snap(ctx, nil)
 	load := publishClosed(ctx, b.opt.Events, b.opt.Publishers, enqueuer(client))
 	b.logf("baseline: %d tasks enqueued at %.0f/s; waiting for deliveries", len(load.ids), load.rate())
-	done := rec.waitFor(ctx, len(load.ids), 20*time.Second, time.Minute+time.Duration(len(load.ids))*5*time.Millisecond)
+	done := rec.waitFor(ctx, len(load.ids), b.stall, time.Minute+time.Duration(len(load.ids))*5*time.Millisecond)
 	after := b.snap(ctx, nil)
 	sleepCtx(ctx, 300*time.Millisecond)
 	t := rec.check(load.ids, ls)
 	r := &runResult{}
-	r.addLoad("enqueued", load)
-	r.addLatency("enqueue round trip", load.rtts)
-	r.add("delivered/s", "/s", perSecond(t.delivered, t.last.Sub(load.start)))
-	r.addLatency("latency", t.latencies)
-	r.addTally("", t)
-	r.addReceiverProblems(rec, load.ids)
-	r.addCost(before, after, t.delivered)
+	r.addPhase("enqueued", "enqueue round trip", phase{load: load, tally: t, rec: rec, before: before, after: after})
 	if !done {
 		r.problem("gave up waiting: %d of %d delivered", t.delivered, t.expected)
 	}
@@ -86,10 +80,7 @@ func (b *bench) measureBaseline(ctx context.Context, rec *recorder, client *asyn
 // enqueuer publishes by enqueueing a task whose payload is the event body a receiver gets.
 func enqueuer(client *asynq.Client) publishFunc {
 	return func(ctx context.Context, sentAt time.Time, seq int) (string, error) {
-		id := "evt_" + strings.ReplaceAll(uuid.NewString(), "-", "")
-		data, _ := json.Marshal(map[string]any{"scanId": uuid.NewString(), "scanType": "zap",
-			"seq": fmt.Sprint(seq), "sentAtUnixNano": sentAt.UnixNano()})
-		body, err := delivery.EventBody(id, "scan.completed", sentAt, data)
+		id, body, err := newEvent(sentAt, seq)
 		if err != nil {
 			return "", err
 		}
@@ -98,9 +89,41 @@ func enqueuer(client *asynq.Client) publishFunc {
 	}
 }
 
-// baselineHandler signs each task's payload with one secret and POSTs it to the receiver,
-// over a client shaped like webhookd's (keep-alive, a pool of --concurrency per host).
+// newEvent builds a scan.completed event of a scan of its own as webhookd would deliver it.
+func newEvent(sentAt time.Time, seq int) (id string, body []byte, err error) {
+	return newScanEvent("scan.completed", uuid.NewString(), sentAt, seq)
+}
+
+// newScanEvent builds an event of type typ of scan scanID as webhookd would deliver it, with
+// a fresh id and the publish time in its data for the receiver's latency.
+func newScanEvent(typ, scanID string, sentAt time.Time, seq int) (id string, body []byte, err error) {
+	id = "evt_" + strings.ReplaceAll(uuid.NewString(), "-", "")
+	data, _ := json.Marshal(map[string]any{"scanId": scanID, "scanType": "zap",
+		"seq": fmt.Sprint(seq), "sentAtUnixNano": sentAt.UnixNano()})
+	body, err = delivery.EventBody(id, typ, sentAt, data)
+	return id, body, err
+}
+
+// baselineHandler signs each task's payload and POSTs it to the receiver.
 func (b *bench) baselineHandler(rcv *receiver) (asynq.Handler, error) {
+	send, err := b.signedSender(rcv, "baseline")
+	if err != nil {
+		return nil, err
+	}
+	return asynq.HandlerFunc(func(ctx context.Context, t *asynq.Task) error {
+		id, _ := asynq.GetTaskID(ctx)
+		return send(ctx, id, t.Payload())
+	}), nil
+}
+
+// sendFunc makes one signed POST of an event's body.
+type sendFunc func(ctx context.Context, id string, body []byte) error
+
+// signedSender registers label on rcv with a fresh secret and returns a sender POSTing to it,
+// signed with that secret, over a client shaped like webhookd's (TLS 1.2+, keep-alive, a
+// pool of --concurrency connections per host, no compression). The baseline and the raw
+// sender share it, so they differ only in what comes before the POST.
+func (b *bench) signedSender(rcv *receiver, label string) (sendFunc, error) {
 	secret, err := signing.NewSecret()
 	if err != nil {
 		return nil, err
@@ -109,23 +132,18 @@ func (b *bench) baselineHandler(rcv *receiver) (asynq.Handler, error) {
 	if err != nil {
 		return nil, err
 	}
-	rcv.expect("baseline", secret, http.StatusOK)
-	roots, err := b.ca.rootPool()
-	if err != nil {
-		return nil, err
-	}
+	rcv.expect(label, secret, http.StatusOK)
 	hc := &http.Client{Transport: &http.Transport{
-		TLSClientConfig:     &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12},
+		TLSClientConfig:     &tls.Config{RootCAs: b.ca.Pool(), MinVersion: tls.VersionTLS12},
 		MaxIdleConns:        b.opt.Concurrency,
 		MaxIdleConnsPerHost: b.opt.Concurrency,
 		IdleConnTimeout:     90 * time.Second,
 		DisableCompression:  true,
 	}}
-	url := rcv.URL("baseline")
-	return asynq.HandlerFunc(func(ctx context.Context, t *asynq.Task) error {
-		id, _ := asynq.GetTaskID(ctx)
-		return signedPost(ctx, hc, url, key, id, t.Payload())
-	}), nil
+	url := rcv.URL(label)
+	return func(ctx context.Context, id string, body []byte) error {
+		return signedPost(ctx, hc, url, key, id, body)
+	}, nil
 }
 
 // signedPost makes one Standard Webhooks POST and fails unless the answer is 2xx.

@@ -8,8 +8,10 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"path/filepath"
 	"time"
 
+	"github.com/cert-ix/webhookd/registry/registrytest"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -20,11 +22,17 @@ type bench struct {
 	log      io.Writer // progress lines
 	dir      string
 	ca       *authority
-	redis    *child // nil unless the bench started redis-server
+	redis    *registrytest.Server // nil unless the bench started redis-server
 	redisURL string
 	rdb      *redis.Client // nil with --target and no --redis-url: no Redis figures then
 	bin      string
 	started  int // webhookd processes started, to name their logs
+	// orderedRuns counts the ordered scenario's runs: which side goes first alternates.
+	orderedRuns int
+	// throttledRuns counts the throttled scenario's runs, for the same reason.
+	throttledRuns int
+	// stall is how long a run waits without a new delivery before it gives up on the rest.
+	stall time.Duration
 }
 
 // errSkipped means a scenario cannot run in this configuration (e.g. memory with --target).
@@ -35,7 +43,7 @@ func newBench(ctx context.Context, o *options, log io.Writer) (*bench, error) {
 	if err != nil {
 		return nil, err
 	}
-	b := &bench{opt: o, log: log, dir: dir}
+	b := &bench{opt: o, log: log, dir: dir, stall: 20 * time.Second}
 	if err := b.init(ctx); err != nil {
 		b.close()
 		return nil, err
@@ -57,10 +65,12 @@ func (b *bench) init(ctx context.Context) error {
 	switch {
 	case b.opt.RedisURL != "":
 		b.redisURL = b.opt.RedisURL
-	case b.opt.Target == "":
-		if b.redis, b.redisURL, err = startRedis(ctx, b.dir); err != nil {
+	case b.opt.Target == "" && b.opt.needsServers():
+		b.redis, err = registrytest.Start(registrytest.Config{Dir: b.dir, LogPath: filepath.Join(b.dir, "redis.log")})
+		if err != nil {
 			return fmt.Errorf("redis-server: %w", err)
 		}
+		b.redisURL = b.redis.URL(0)
 	}
 	if b.redisURL != "" {
 		opt, err := redis.ParseURL(b.redisURL)
@@ -69,7 +79,7 @@ func (b *bench) init(ctx context.Context) error {
 		}
 		b.rdb = redis.NewClient(opt)
 	}
-	if b.opt.Target != "" {
+	if b.opt.Target != "" || !b.opt.needsServers() {
 		return nil
 	}
 	b.bin = b.opt.WebhookdBin
@@ -86,7 +96,7 @@ func (b *bench) close() {
 		_ = b.rdb.Close()
 	}
 	if b.redis != nil {
-		b.redis.stop(5 * time.Second)
+		b.redis.Stop()
 	}
 	if b.opt.Keep {
 		b.logf("work directory kept: %s", b.dir)
@@ -131,6 +141,8 @@ func (b *bench) runScenario(ctx context.Context, name string) (*runResult, error
 	switch name {
 	case "flood":
 		return b.flood(ctx)
+	case "batch":
+		return b.batch(ctx)
 	case "paced":
 		return b.paced(ctx)
 	case "fanout":
@@ -141,10 +153,16 @@ func (b *bench) runScenario(ctx context.Context, name string) (*runResult, error
 		return b.failing(ctx)
 	case "baseline":
 		return b.baseline(ctx)
+	case "raw":
+		return b.raw(ctx)
 	case "memory":
 		return b.memory(ctx)
 	case "mixed":
 		return b.mixed(ctx)
+	case "ordered":
+		return b.ordered(ctx)
+	case "throttled":
+		return b.throttled(ctx)
 	}
 	return nil, fmt.Errorf("unknown scenario %q", name)
 }

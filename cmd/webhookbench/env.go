@@ -116,11 +116,11 @@ func (e *env) publisher() publishFunc {
 	}
 }
 
-// await waits until want distinct deliveries arrived: it gives up after 20 s without
-// progress, or after a limit that grows with want.
+// await waits until want distinct deliveries arrived: it gives up after the bench's stall
+// time without progress, or after a limit that grows with want.
 func (e *env) await(ctx context.Context, want int) bool {
 	limit := time.Minute + time.Duration(want)*5*time.Millisecond
-	return e.rec.waitFor(ctx, want, 20*time.Second, limit)
+	return e.rec.waitFor(ctx, want, e.b.stall, limit)
 }
 
 // settle waits a moment for late duplicates, then tallies events × labels.

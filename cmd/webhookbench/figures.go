@@ -44,17 +44,28 @@ func (r *runResult) value(name string) (float64, bool) {
 	return 0, false
 }
 
+// quantile names a q-quantile in figure names.
+type quantile struct {
+	name string
+	q    float64
+}
+
+// latencyQuantiles are the quantiles every latency is reported by.
+var latencyQuantiles = []quantile{{"p50", 0.50}, {"p90", 0.90}, {"p99", 0.99}, {"max", 1}}
+
 // addLatency adds p50, p90, p99 and max of ls in milliseconds, each name prefixed.
 func (r *runResult) addLatency(prefix string, ls []time.Duration) {
-	if len(ls) == 0 {
+	r.addQuantiles(prefix, ls, latencyQuantiles)
+}
+
+// addQuantiles adds the quantiles qs of ds in milliseconds, each name prefixed.
+func (r *runResult) addQuantiles(prefix string, ds []time.Duration, qs []quantile) {
+	if len(ds) == 0 {
 		return
 	}
-	s := slices.Clone(ls)
+	s := slices.Clone(ds)
 	slices.Sort(s)
-	for _, p := range []struct {
-		name string
-		q    float64
-	}{{"p50", 0.50}, {"p90", 0.90}, {"p99", 0.99}, {"max", 1}} {
+	for _, p := range qs {
 		r.add(prefix+" "+p.name, "ms", ms(percentile(s, p.q)))
 	}
 }
@@ -104,6 +115,29 @@ func (r *runResult) addLoad(name string, l *loadResult) {
 	if l.skipped > 0 {
 		r.note("%d paced publishes skipped: too many answers outstanding", l.skipped)
 	}
+}
+
+// phase is the publishing phase of a throughput scenario (flood, baseline, raw): what was
+// published, what the receivers saw of it, and the counters read around it.
+type phase struct {
+	load          *loadResult
+	tally         tally
+	rec           *recorder
+	before, after snapshot
+}
+
+// addPhase adds the figures every throughput scenario reports, so that they compare: the
+// publish rate and round trip (named for what publishing is in the scenario), delivered/s from
+// the first publish to the last receipt, publish→receipt latency, the correctness counts and
+// the cost per delivery.
+func (r *runResult) addPhase(loadName, rttName string, p phase) {
+	r.addLoad(loadName, p.load)
+	r.addLatency(rttName, p.load.rtts)
+	r.add("delivered/s", "/s", perSecond(p.tally.delivered, p.tally.last.Sub(p.load.start)))
+	r.addLatency("latency", p.tally.latencies)
+	r.addTally("", p.tally)
+	r.addReceiverProblems(p.rec, p.load.ids)
+	r.addCost(p.before, p.after, p.tally.delivered)
 }
 
 // scenarioResult is every run of one scenario.

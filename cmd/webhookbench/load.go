@@ -24,11 +24,16 @@ type loadResult struct {
 	start, end time.Time
 }
 
-// timed calls pub and records its answer and round trip.
-func (r *loadResult) timed(ctx context.Context, pub publishFunc, sentAt time.Time, seq int) {
+// timed calls pub, records its answer and round trip, and returns the accepted event's id
+// ("" when it was rejected).
+func (r *loadResult) timed(ctx context.Context, pub publishFunc, sentAt time.Time, seq int) string {
 	start := time.Now()
 	id, err := pub(ctx, sentAt, seq)
 	r.add(id, err, time.Since(start))
+	if err != nil {
+		return ""
+	}
+	return id
 }
 
 func (r *loadResult) add(id string, err error, rtt time.Duration) {
@@ -52,6 +57,18 @@ func (r *loadResult) rate() float64 { return perSecond(len(r.ids), r.end.Sub(r.s
 // event as soon as the previous one is answered.
 func publishClosed(ctx context.Context, n, workers int, pub publishFunc) *loadResult {
 	res := &loadResult{ids: make([]string, 0, n), start: time.Now()}
+	closedLoop(ctx, n, workers, func(seq int) bool {
+		res.timed(ctx, pub, time.Now(), seq)
+		return true
+	})
+	res.end = time.Now()
+	return res
+}
+
+// closedLoop calls do(0..n-1) from workers goroutines, each taking the next number as soon as
+// its previous call returned, until ctx ends; a call returning false stops its goroutine. It
+// returns when every goroutine has stopped.
+func closedLoop(ctx context.Context, n, workers int, do func(i int) bool) {
 	var next atomic.Int64
 	var wg sync.WaitGroup
 	for range min(workers, n) {
@@ -59,17 +76,14 @@ func publishClosed(ctx context.Context, n, workers int, pub publishFunc) *loadRe
 		go func() {
 			defer wg.Done()
 			for ctx.Err() == nil {
-				seq := int(next.Add(1)) - 1
-				if seq >= n {
+				i := int(next.Add(1)) - 1
+				if i >= n || !do(i) {
 					return
 				}
-				res.timed(ctx, pub, time.Now(), seq)
 			}
 		}()
 	}
 	wg.Wait()
-	res.end = time.Now()
-	return res
 }
 
 // publishPaced publishes rate events per second for d, open loop: each event is sent at its

@@ -36,10 +36,15 @@ func main() {
 }
 
 // scenarioNames lists every scenario in the order --scenario all runs them.
-var scenarioNames = []string{"flood", "baseline", "paced", "fanout", "slow", "failing", "memory", "mixed"}
+var scenarioNames = []string{"flood", "batch", "baseline", "raw", "paced", "fanout", "slow", "failing", "memory", "mixed",
+	"ordered", "throttled"}
 
-// smokeScenarios are the ones --smoke runs: those that check webhookd's correctness.
-var smokeScenarios = []string{"flood", "paced", "fanout", "slow", "failing", "mixed"}
+// smokeScenarios are the ones --smoke runs: those that check webhookd's correctness, and the
+// raw sender, whose checks the comparisons rest on.
+var smokeScenarios = []string{"flood", "batch", "raw", "paced", "fanout", "slow", "failing", "mixed", "ordered", "throttled"}
+
+// serverless are the scenarios that need neither Redis nor webhookd.
+var serverless = []string{"raw"}
 
 // options are the command-line flags.
 type options struct {
@@ -58,29 +63,40 @@ type options struct {
 	FailingBad       int           `json:"failingBad"`
 	MemEvents        int           `json:"memEvents"`
 	MemEndpoints     int           `json:"memEndpoints"`
+	RetainedEvents   int           `json:"retainedEvents"`
 	MixedRate        float64       `json:"mixedRate"`
 	MixedDuration    time.Duration `json:"mixedDuration"`
 	MixedEndpoints   int           `json:"mixedEndpoints"`
-	Smoke            bool          `json:"smoke"`
-	JSONPath         string        `json:"-"`
-	RedisURL         string        `json:"-"`
-	Target           string        `json:"target,omitempty"`
-	Key              string        `json:"-"`
-	WebhookdBin      string        `json:"-"`
-	CADir            string        `json:"-"`
-	Keep             bool          `json:"-"`
+	Scans            int           `json:"scans"`
+	// The throttled scenario's receiver rule, load and rate limit.
+	Throttle          string        `json:"throttle"`
+	ThrottleInFlight  int           `json:"throttleInFlight"`
+	ThrottlePerSecond int           `json:"throttlePerSecond"`
+	ThrottledDelay    time.Duration `json:"throttledDelay"`
+	ThrottledRate     float64       `json:"throttledRate"`
+	ThrottledDuration time.Duration `json:"throttledDuration"`
+	RateLimit         int           `json:"rateLimit"`
+	RateLimitDuration time.Duration `json:"rateLimitDuration"`
+	Smoke             bool          `json:"smoke"`
+	JSONPath          string        `json:"-"`
+	RedisURL          string        `json:"-"`
+	Target            string        `json:"target,omitempty"`
+	Key               string        `json:"-"`
+	WebhookdBin       string        `json:"-"`
+	CADir             string        `json:"-"`
+	Keep              bool          `json:"-"`
 }
 
 func parseOptions(args []string, stderr io.Writer) (*options, error) {
 	o := &options{}
 	fs := flag.NewFlagSet("webhookbench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	fs.StringVar(&o.Scenario, "scenario", "all", "flood, paced, fanout, slow, failing, baseline, memory, mixed or all (comma-separated list allowed)")
-	fs.IntVar(&o.Events, "events", 50000, "events published by flood and baseline (failing publishes events/failing-endpoints)")
-	fs.IntVar(&o.Publishers, "publishers", 32, "closed-loop publishers of flood, failing and baseline")
+	fs.StringVar(&o.Scenario, "scenario", "all", "flood, batch, baseline, raw, paced, fanout, slow, failing, memory, mixed, ordered, throttled or all (comma-separated list allowed)")
+	fs.IntVar(&o.Events, "events", 50000, "events published by flood, batch (in requests of 100), baseline and raw (failing publishes events/failing-endpoints; ordered events/2 scans of 2 events to each of its endpoints)")
+	fs.IntVar(&o.Publishers, "publishers", 32, "closed-loop publishers of flood, batch, failing, baseline and ordered")
 	fs.DurationVar(&o.Duration, "duration", 30*time.Second, "how long paced publishes")
 	fs.Float64Var(&o.Rate, "rate", 100, "events per second of paced")
-	fs.IntVar(&o.Concurrency, "concurrency", 64, "delivery concurrency of webhookd (--concurrency) and of the baseline's asynq server")
+	fs.IntVar(&o.Concurrency, "concurrency", 64, "delivery concurrency of webhookd (--concurrency), of the baseline's asynq server and of the raw sender")
 	fs.IntVar(&o.Runs, "runs", 3, "runs of each scenario; the report shows each figure's median and every run")
 	fs.IntVar(&o.FanoutEndpoints, "fanout-endpoints", 1000, "endpoints the fanout scenario's one event goes to")
 	fs.DurationVar(&o.SlowDelay, "slow-delay", 200*time.Millisecond, "delay of the slow receiver per request")
@@ -90,9 +106,12 @@ func parseOptions(args []string, stderr io.Writer) (*options, error) {
 	fs.IntVar(&o.FailingBad, "failing-bad", 2, "how many of them always answer 500")
 	fs.IntVar(&o.MemEvents, "mem-events", 2000, "events published for the Redis memory measurement")
 	fs.IntVar(&o.MemEndpoints, "mem-endpoints", 10, "endpoints of the Redis memory measurement")
+	fs.IntVar(&o.RetainedEvents, "retained-events", 20000, "events delivered per payload size for the memory scenario's retained-event measurement")
 	fs.Float64Var(&o.MixedRate, "mixed-rate", 400, "requests per second of the mixed scenario (60% gets, 25% lists, 15% publishes)")
 	fs.DurationVar(&o.MixedDuration, "mixed-duration", time.Minute, "how long the mixed scenario sends requests")
 	fs.IntVar(&o.MixedEndpoints, "mixed-endpoints", 20, "endpoints of the mixed scenario's tenant; 2 of them subscribe to the published events")
+	fs.IntVar(&o.Scans, "scans", 1000, "scans open at once in the ordered scenario: a scan opens when its scan.started is published and closes when both its callbacks arrived")
+	throttledFlags(fs, o)
 	fs.BoolVar(&o.Smoke, "smoke", false, "correctness only: a few hundred events, exits non-zero on any loss, duplicate or bad signature")
 	fs.StringVar(&o.JSONPath, "json", "", "also write the results as JSON to this file")
 	fs.StringVar(&o.RedisURL, "redis-url", "", "use this Redis instead of starting redis-server; it must be a dedicated database: the bench empties it (FLUSHDB) before every run")
@@ -120,8 +139,22 @@ func (o *options) smokeDefaults() {
 	o.FanoutEndpoints = 20
 	o.SlowRate, o.SlowDuration = 20, 2*time.Second
 	o.FailingEndpoints, o.FailingBad = 5, 1
-	o.MemEvents, o.MemEndpoints = 100, 2
+	o.MemEvents, o.MemEndpoints, o.RetainedEvents = 100, 2, 200
 	o.MixedRate, o.MixedDuration, o.MixedEndpoints = 100, 2*time.Second, 5
+	o.Scans = 50
+	o.ThrottledRate, o.ThrottledDuration, o.RateLimitDuration = 100, 2*time.Second, 3*time.Second
+}
+
+// throttledFlags are the throttled scenario's flags.
+func throttledFlags(fs *flag.FlagSet, o *options) {
+	fs.StringVar(&o.Throttle, "throttle", "inflight", "the throttled receiver's rule: inflight (429 above --throttle-inflight requests in flight) or rate (429 above --throttle-per-second requests/s)")
+	fs.IntVar(&o.ThrottleInFlight, "throttle-inflight", 4, "requests the throttled receiver answers at once (--throttle inflight)")
+	fs.IntVar(&o.ThrottlePerSecond, "throttle-per-second", 50, "requests per second the throttled receiver answers (--throttle rate)")
+	fs.DurationVar(&o.ThrottledDelay, "throttled-delay", 50*time.Millisecond, "time the throttled receiver takes to answer a delivery it admits")
+	fs.Float64Var(&o.ThrottledRate, "throttled-rate", 120, "events per second the throttled scenario publishes, open loop, to both of its endpoints")
+	fs.DurationVar(&o.ThrottledDuration, "throttled-duration", 20*time.Second, "how long the throttled scenario publishes")
+	fs.IntVar(&o.RateLimit, "rate-limit", 20, "rateLimitPerSecond of the throttled scenario's rate-limited endpoint")
+	fs.DurationVar(&o.RateLimitDuration, "rate-limit-duration", 20*time.Second, "the rate-limited endpoint gets --rate-limit × this many events at once")
 }
 
 func (o *options) validate() error {
@@ -131,12 +164,17 @@ func (o *options) validate() error {
 		}
 	}
 	if o.Events < 1 || o.Publishers < 1 || o.Runs < 1 || o.Concurrency < 1 || o.FanoutEndpoints < 1 ||
-		o.Rate <= 0 || o.SlowRate <= 0 || o.Duration <= 0 || o.SlowDuration <= 0 || o.MemEvents < 1 || o.MemEndpoints < 1 ||
-		o.MixedRate <= 0 || o.MixedDuration <= 0 {
+		o.Rate <= 0 || o.SlowRate <= 0 || o.Duration <= 0 || o.SlowDuration <= 0 || o.MemEvents < 1 || o.MemEndpoints < 1 || o.RetainedEvents < 1 ||
+		o.MixedRate <= 0 || o.MixedDuration <= 0 || o.Scans < 1 || o.ThrottleInFlight < 1 || o.ThrottlePerSecond < 1 ||
+		o.ThrottledDelay < 0 || o.ThrottledRate <= 0 || o.ThrottledDuration <= 0 || o.RateLimit < 1 ||
+		o.RateLimit > 10000 || o.RateLimitDuration < time.Second {
 		return errors.New("counts, rates and durations must be positive")
 	}
 	if o.FailingBad < 0 || o.FailingBad >= o.FailingEndpoints {
 		return errors.New("--failing-bad must be at least 0 and less than --failing-endpoints")
+	}
+	if o.Throttle != "inflight" && o.Throttle != "rate" {
+		return fmt.Errorf("--throttle must be inflight or rate, not %q", o.Throttle)
 	}
 	if o.MixedEndpoints < mixedSubscribed {
 		return fmt.Errorf("--mixed-endpoints must be at least %d", mixedSubscribed)
@@ -162,6 +200,16 @@ func (o *options) scenarios() []string {
 		}
 	}
 	return out
+}
+
+// needsServers reports whether a selected scenario needs Redis or webhookd.
+func (o *options) needsServers() bool {
+	for _, s := range o.scenarios() {
+		if !contains(serverless, s) {
+			return true
+		}
+	}
+	return false
 }
 
 func contains(list []string, s string) bool {

@@ -19,41 +19,54 @@ import (
 // measured with a control tenant that has no endpoints: its events, once fanned out, are
 // exactly the shared part. So: per event = control delta ÷ M, and per pending delivery =
 // (delta of the tenant with K endpoints − M × per event) ÷ (M × K).
+//
+// Then it measures what a delivered event keeps for the retention window (retained.go).
 func (b *bench) memory(ctx context.Context) (*runResult, error) {
 	if b.opt.Target != "" || b.rdb == nil {
 		return nil, errSkipped
 	}
-	e, err := b.setup(ctx, "api", nil)
-	if err != nil {
-		return nil, err
-	}
-	defer e.close(ctx)
 	if b.opt.MemEndpoints > inlineFanout {
 		return nil, fmt.Errorf("--mem-endpoints must be at most %d: larger fan-outs need a worker", inlineFanout)
 	}
 	r := &runResult{}
+	if err := b.pending(ctx, r); err != nil {
+		return nil, err
+	}
+	if err := b.retained(ctx, r); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+// pending measures Redis memory per pending delivery and per event (see memory).
+func (b *bench) pending(ctx context.Context, r *runResult) error {
+	e, err := b.setup(ctx, "api", nil)
+	if err != nil {
+		return err
+	}
+	defer e.close(ctx)
 	m := b.opt.MemEvents
 	// A first, unmeasured phase grows webhookd's Redis connection pool (each connection has
 	// buffers counted in used_memory) and creates the shared keys.
 	if _, err := e.memoryPhase(ctx, nil, 0, 8*b.opt.Publishers); err != nil {
-		return nil, err
+		return err
 	}
 	control, err := e.memoryPhase(ctx, r, 0, m)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	perEvent := float64(control) / float64(m)
 	withEndpoints, err := e.memoryPhase(ctx, r, b.opt.MemEndpoints, m)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	n := m * b.opt.MemEndpoints
 	r.add("event with payload, fanned out: Redis memory/event", "B", perEvent)
 	r.add("pending delivery beyond the event: Redis memory/delivery", "B", (float64(withEndpoints)-float64(m)*perEvent)/float64(n))
-	if err := e.memoryBreakdown(ctx, r, n); err != nil {
+	if err := e.memoryBreakdown(ctx, r, n, "pending deliveries (both tenants)"); err != nil {
 		r.note("key breakdown failed: %v", err)
 	}
-	return r, nil
+	return nil
 }
 
 // memoryPhase publishes m events to a new tenant with k endpoints, waits until their
@@ -107,21 +120,24 @@ func (e *env) queued(ctx context.Context, eids []string, pending int) error {
 }
 
 // idPattern matches the ids in key names, so keys group by kind.
-var idPattern = regexp.MustCompile(`[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}|evt_[0-9a-f]{32}|:[0-9]+$`)
+var idPattern = regexp.MustCompile(`[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}|evt_[0-9a-f]{32}|:scan:[0-9a-f]{20}$|:[0-9]+$`)
 
-// keyKind replaces the ids in a key name by "*" and a trailing number by ":N".
+// keyKind replaces the ids in a key name by "*" (a scan's lane too) and a trailing number by ":N".
 func keyKind(key string) string {
 	return idPattern.ReplaceAllStringFunc(key, func(s string) string {
-		if strings.HasPrefix(s, ":") {
+		switch {
+		case strings.HasPrefix(s, ":scan:"):
+			return ":scan:*"
+		case strings.HasPrefix(s, ":"):
 			return ":N"
 		}
 		return "*"
 	})
 }
 
-// memoryBreakdown notes MEMORY USAGE summed by kind of key, per pending delivery: where the
+// memoryBreakdown notes MEMORY USAGE summed by kind of key, per what (n of them): where the
 // bytes are. It reads every key, so it runs once, after the measurement.
-func (e *env) memoryBreakdown(ctx context.Context, r *runResult, deliveries int) error {
+func (e *env) memoryBreakdown(ctx context.Context, r *runResult, n int, what string) error {
 	sums := make(map[string]int64)
 	var cursor uint64
 	for range 100000 {
@@ -146,8 +162,8 @@ func (e *env) memoryBreakdown(ctx context.Context, r *runResult, deliveries int)
 	kinds := slices.SortedFunc(maps.Keys(sums), func(a, b string) int { return cmp.Compare(sums[b], sums[a]) })
 	var parts []string
 	for _, k := range kinds[:min(8, len(kinds))] {
-		parts = append(parts, fmt.Sprintf("%s %.0f B", k, float64(sums[k])/float64(deliveries)))
+		parts = append(parts, fmt.Sprintf("%s %.0f B", k, float64(sums[k])/float64(n)))
 	}
-	r.note("MEMORY USAGE of all keys (both tenants) by kind, divided by the pending deliveries: %s", strings.Join(parts, "; "))
+	r.note("MEMORY USAGE of all keys by kind, divided by the %s: %s", what, strings.Join(parts, "; "))
 	return nil
 }

@@ -5,20 +5,17 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
-	"runtime"
-	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 
-	"github.com/redis/go-redis/v9"
+	"github.com/cert-ix/webhookd/registry/registrytest"
 )
 
-// child is a subprocess the bench started and must stop: redis-server or webhookd.
+// child is a webhookd subprocess the bench started and must stop. (Its redis-server is a
+// registrytest.Server.)
 type child struct {
 	name    string
 	cmd     *exec.Cmd
@@ -28,7 +25,8 @@ type child struct {
 }
 
 // startChild starts name with args and env (nil: the bench's own), its output in logPath.
-// The child gets SIGKILL if the bench dies, so no run leaves servers behind.
+// The child gets SIGKILL if the bench dies (registrytest.StartProcess, which also starts the
+// bench's redis-server), so no run leaves servers behind.
 func startChild(name string, args, env []string, logPath string) (*child, error) {
 	logf, err := os.Create(logPath)
 	if err != nil {
@@ -37,8 +35,7 @@ func startChild(name string, args, env []string, logPath string) (*child, error)
 	cmd := exec.Command(name, args...)
 	cmd.Env = env
 	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := spawn(cmd); err != nil {
+	if err := registrytest.StartProcess(cmd); err != nil {
 		logf.Close()
 		return nil, fmt.Errorf("start %s: %w", name, err)
 	}
@@ -87,79 +84,6 @@ func (c *child) tail() string {
 		lines = lines[len(lines)-8:]
 	}
 	return strings.Join(lines, "\n")
-}
-
-// spawnc carries start requests to the one goroutine that starts children.
-var spawnc = make(chan spawnRequest)
-
-type spawnRequest struct {
-	cmd  *exec.Cmd
-	done chan error
-}
-
-// spawn starts cmd from a goroutine locked to its OS thread for the bench's lifetime. The
-// kernel sends Pdeathsig when the thread that forked a child ends, not the process, and Go
-// may end threads (go.dev/issue/27505): a child forked from any other thread could be
-// killed in the middle of a run.
-func spawn(cmd *exec.Cmd) error {
-	spawnOnce.Do(func() {
-		go func() {
-			runtime.LockOSThread() // never unlocked: the thread lives as long as the bench
-			for req := range spawnc {
-				req.done <- req.cmd.Start()
-			}
-		}()
-	})
-	req := spawnRequest{cmd: cmd, done: make(chan error, 1)}
-	spawnc <- req
-	return <-req.done
-}
-
-var spawnOnce sync.Once
-
-// freePort returns a loopback TCP port that was free a moment ago.
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
-}
-
-// startRedis runs redis-server from PATH on a free loopback port without persistence.
-func startRedis(ctx context.Context, dir string) (*child, string, error) {
-	port, err := freePort()
-	if err != nil {
-		return nil, "", err
-	}
-	args := []string{"--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-		"--dir", dir, "--daemonize", "no", "--protected-mode", "yes"}
-	c, err := startChild("redis-server", args, nil, dir+"/redis.log")
-	if err != nil {
-		return nil, "", err
-	}
-	url := fmt.Sprintf("redis://127.0.0.1:%d/0", port)
-	if err := waitRedis(ctx, url, c); err != nil {
-		c.stop(time.Second)
-		return nil, "", err
-	}
-	return c, url, nil
-}
-
-func waitRedis(ctx context.Context, url string, c *child) error {
-	opt, err := redis.ParseURL(url)
-	if err != nil {
-		return err
-	}
-	rdb := redis.NewClient(opt)
-	defer rdb.Close()
-	return poll(ctx, 10*time.Second, func() (bool, error) {
-		if c.exited() {
-			return false, errors.New("redis-server exited: " + c.tail())
-		}
-		return rdb.Ping(ctx).Err() == nil, nil
-	})
 }
 
 // poll calls f every 20ms until it is done, fails, or limit passes.

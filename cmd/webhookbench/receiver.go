@@ -19,6 +19,9 @@ import (
 type receiverConfig struct {
 	// Delay is spent before answering each delivery (the slow-receiver scenario).
 	Delay time.Duration
+	// Throttle, when set, answers 429 to the deliveries it does not admit (the throttled
+	// scenario); they are not counted as delivered.
+	Throttle *throttle
 }
 
 // receiver is an HTTPS webhook receiver on a loopback port. Endpoints are paths /e/<label>;
@@ -79,7 +82,8 @@ func (r *receiver) Close() { _ = r.srv.Close() }
 type eventBody struct {
 	ID   string `json:"id"`
 	Data struct {
-		SentAtUnixNano int64 `json:"sentAtUnixNano"`
+		ScanID         string `json:"scanId"`
+		SentAtUnixNano int64  `json:"sentAtUnixNano"`
 	} `json:"data"`
 }
 
@@ -125,8 +129,16 @@ func (r *receiver) accept(w http.ResponseWriter, req *http.Request, label string
 	if id := req.Header.Get(signing.HeaderID); id != ev.ID {
 		r.rec.problem(&r.rec.badBody, "webhook-id "+id+" differs from body id "+ev.ID)
 	}
+	if t := r.cfg.Throttle; t != nil && ep.status/100 == 2 {
+		if !t.admit(now) {
+			w.Header().Set("Retry-After", "1")
+			w.WriteHeader(http.StatusTooManyRequests)
+			return
+		}
+		defer t.done()
+	}
 	if ep.status/100 == 2 {
-		r.rec.delivered(ev.ID, label, time.Unix(0, ev.Data.SentAtUnixNano), now)
+		r.rec.delivered(ev.ID, label, ev.Data.ScanID, time.Unix(0, ev.Data.SentAtUnixNano), now)
 	} else {
 		r.rec.failedAttempt(label)
 	}

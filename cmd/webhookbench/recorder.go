@@ -12,6 +12,10 @@ type receipt struct {
 	count   int
 	latency time.Duration // publish → first receipt
 	at      time.Time     // first receipt
+	// seq numbers first receipts in the order the recorder got them, over all receivers. A
+	// receiver records a delivery before it answers, so a delivery attempted only after another
+	// was answered always has the higher seq, whatever the clock's resolution.
+	seq int
 }
 
 // recorder collects every request the receivers of one scenario run get. It is the ground
@@ -25,6 +29,10 @@ type recorder struct {
 	unknown  int
 	lastSeen time.Time
 	firstErr string
+	seq      int
+	// onFirst, when set before the receivers start, is told the data.scanId of each delivery's
+	// first receipt (the ordered scenario closes its scans with it).
+	onFirst func(scanID string)
 }
 
 func newRecorder() *recorder {
@@ -33,17 +41,22 @@ func newRecorder() *recorder {
 
 func deliveryKey(eventID, label string) string { return eventID + "/" + label }
 
-// delivered records a verified, accepted delivery.
-func (r *recorder) delivered(eventID, label string, sentAt, now time.Time) {
+// delivered records a verified, accepted delivery of an event of scanID.
+func (r *recorder) delivered(eventID, label, scanID string, sentAt, now time.Time) {
 	k := deliveryKey(eventID, label)
 	r.mu.Lock()
-	defer r.mu.Unlock()
 	r.lastSeen = now
 	if g, ok := r.got[k]; ok {
 		g.count++
+		r.mu.Unlock()
 		return
 	}
-	r.got[k] = &receipt{count: 1, latency: now.Sub(sentAt), at: now}
+	r.seq++
+	r.got[k] = &receipt{count: 1, latency: now.Sub(sentAt), at: now, seq: r.seq}
+	r.mu.Unlock()
+	if r.onFirst != nil {
+		r.onFirst(scanID)
+	}
 }
 
 // failedAttempt records a verified request the receiver answered with a failure on purpose.

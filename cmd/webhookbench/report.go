@@ -18,7 +18,7 @@ type report struct {
 	Environment map[string]string `json:"environment"`
 	Options     *options          `json:"options"`
 	Scenarios   []scenarioReport  `json:"scenarios"`
-	Comparison  []comparison      `json:"comparisonWithBaseline,omitempty"`
+	Comparison  []comparison      `json:"comparisonWithBaselines,omitempty"`
 	Targets     []targetResult    `json:"targets,omitempty"`
 }
 
@@ -71,9 +71,16 @@ func describe(o *options, name string) string {
 	switch name {
 	case "flood":
 		return fmt.Sprintf("%d events to 1 endpoint from %d closed-loop publishers", o.Events, o.Publishers)
+	case "batch":
+		return fmt.Sprintf("%d events to 1 endpoint in batches of %d (POST /api/v1/events/batch) from %d closed-loop publishers",
+			o.Events, batchSize, o.Publishers)
 	case "baseline":
 		return fmt.Sprintf("bare asynq: %d tasks enqueued with asynq.Client by %d publishers, a handler making one signed HTTPS POST, concurrency %d, TaskCheckInterval 10ms",
 			o.Events, o.Publishers, o.Concurrency)
+	case "raw":
+		return fmt.Sprintf("bare sender, the machine's ceiling: %d events, each signed (Standard Webhooks) and POSTed over pooled HTTPS by %d closed-loop senders "+
+			"(--concurrency, as webhookd's delivery and the asynq baseline) to a receiver like the flood's; no queue, no API, no Redis; CPU is webhookbench's alone",
+			o.Events, o.Concurrency)
 	case "paced":
 		return fmt.Sprintf("%g events/s open loop for %s to 1 endpoint", o.Rate, o.Duration)
 	case "fanout":
@@ -88,9 +95,22 @@ func describe(o *options, name string) string {
 		return fmt.Sprintf("%g requests/s open loop for %s: 30%% get webhook, 30%% get delivery, 10%% list webhooks, 15%% list deliveries, 15%% publish, "+
 			"to a tenant with %d endpoints, %d of them subscribed; latency from each request's scheduled time; any non-2xx is an error",
 			o.MixedRate, o.MixedDuration, o.MixedEndpoints, mixedSubscribed)
+	case "ordered":
+		return fmt.Sprintf("%d scans (scan.started, then at once scan.completed, scan.failed for 1 in %d) from %d closed-loop publishers, at most %d scans open at once, "+
+			"to an endpoint with \"ordering\": \"scan\" and, in the same run, to one without ordering (each on a fresh Redis, webhookd and receiver; the first side alternates); "+
+			"ordered ÷ unordered is per run", max(o.Events/2, 1), failedEvery, o.Publishers, o.Scans)
+	case "throttled":
+		t := o.newThrottle()
+		return fmt.Sprintf("%g events/s open loop for %s to 2 endpoints, a healthy one and one whose receiver answers %s "+
+			"(each admitted delivery answered 2xx after %s: capacity %.0f/s), then the same load to the healthy one alone "+
+			"(each side on a fresh Redis and webhookd; the first side alternates); then %d events at once to an endpoint "+
+			"with rateLimitPerSecond %d, through an API process and two worker processes. Retries 1 s ×2 up to 5 s, "+
+			"10 attempts; figures after 5 s leave out the warm-up", o.ThrottledRate, o.ThrottledDuration, t, o.ThrottledDelay,
+			t.capacity(o.ThrottledDelay), o.RateLimit*int(o.RateLimitDuration/time.Second), o.RateLimit)
 	case "memory":
-		return fmt.Sprintf("%d events to %d endpoints published to webhookd --role api (fanned out at publish, no worker, so every delivery stays pending); the event's share measured with a tenant without endpoints",
-			o.MemEvents, o.MemEndpoints)
+		return fmt.Sprintf("%d events to %d endpoints published to webhookd --role api (fanned out at publish, no worker, so every delivery stays pending); the event's share measured with a tenant without endpoints. "+
+			"Then %d events per payload size (150 B and 2 KB of data) delivered by webhookd --role all to 1 endpoint: used_memory growth per retained delivered event, with redis-server's default hash-max-listpack-value and with %d",
+			o.MemEvents, o.MemEndpoints, o.RetainedEvents, listpackValue)
 	}
 	return ""
 }
@@ -123,17 +143,12 @@ func (rep *report) print(w io.Writer) {
 		s.print(w)
 	}
 	if len(rep.Comparison) > 0 {
-		fmt.Fprintf(w, "\n== webhookd (flood) against the bare asynq baseline, medians\n")
-		fmt.Fprintf(w, "  %-28s %12s %12s %8s\n", "figure", "webhookd", "baseline", "ratio")
-		for _, c := range rep.Comparison {
-			fmt.Fprintf(w, "  %-28s %12s %12s %8.2f\n", c.Figure, format(c.Ours, c.Unit), format(c.Baseline, c.Unit), c.Ratio)
-		}
-		fmt.Fprintf(w, "  (CPU from /proc, 10 ms ticks; webhookbench is this process: publishers and receivers, in the baseline also the asynq server and its handler)\n")
+		printComparison(w, rep.Comparison)
 	}
 	if len(rep.Targets) > 0 {
 		fmt.Fprintf(w, "\n== targets (medians)\n")
 		for _, t := range rep.Targets {
-			fmt.Fprintf(w, "  %-7s %-62s %s\n", t.Verdict, t.Target, t.Measured)
+			fmt.Fprintf(w, "  %-7s %-72s %s\n", t.Verdict, t.Target, t.Measured)
 		}
 	}
 	fmt.Fprintf(w, "\ncorrectness problems: %d\n", rep.problems())

@@ -8,6 +8,15 @@ import (
 // flood publishes --events events to one endpoint from --publishers closed-loop publishers:
 // webhookd's throughput at saturation, and the cost of each delivery.
 func (b *bench) flood(ctx context.Context) (*runResult, error) {
+	return b.saturate(ctx, "flood", "publish round trip", func(e *env) *loadResult {
+		return publishClosed(ctx, b.opt.Events, b.opt.Publishers, e.publisher())
+	})
+}
+
+// saturate runs a throughput scenario: one endpoint (label) on one receiver, the events load
+// publishes, every delivery awaited and checked, and the figures every throughput scenario
+// reports (rttName names the publishing round trip).
+func (b *bench) saturate(ctx context.Context, label, rttName string, load func(e *env) *loadResult) (*runResult, error) {
 	e, err := b.setup(ctx, "all", nil)
 	if err != nil {
 		return nil, err
@@ -17,25 +26,19 @@ func (b *bench) flood(ctx context.Context) (*runResult, error) {
 	if err != nil {
 		return nil, err
 	}
-	ls := []string{"flood"}
+	ls := []string{label}
 	if _, err := e.register(ctx, rcv, ls, 200); err != nil {
 		return nil, err
 	}
 	before := b.snap(ctx, e.wd)
-	load := publishClosed(ctx, b.opt.Events, b.opt.Publishers, e.publisher())
-	b.logf("flood: %d events accepted at %.0f/s; waiting for deliveries", len(load.ids), load.rate())
-	done := e.await(ctx, len(load.ids))
+	l := load(e)
+	b.logf("%s: %d events accepted at %.0f/s; waiting for deliveries", label, len(l.ids), l.rate())
+	done := e.await(ctx, len(l.ids))
 	after := b.snap(ctx, e.wd)
-	t := e.settle(ctx, load.ids, ls)
+	t := e.settle(ctx, l.ids, ls)
 	r := &runResult{}
-	r.addLoad("publish accepted", load)
-	r.addLatency("publish round trip", load.rtts)
-	r.add("delivered/s", "/s", perSecond(t.delivered, t.last.Sub(load.start)))
-	r.addLatency("latency", t.latencies)
-	r.addTally("", t)
-	r.addReceiverProblems(e.rec, load.ids)
+	r.addPhase("publish accepted", rttName, phase{load: l, tally: t, rec: e.rec, before: before, after: after})
 	e.checkAlive(r)
-	r.addCost(before, after, t.delivered)
 	r.addRSS(e.wd)
 	if !done {
 		r.problem("gave up waiting: %d of %d delivered", t.delivered, t.expected)

@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/cert-ix/webhookd/registry/registrytest"
 )
 
 // webhookd is one webhookd subprocess; base is its API's URL (empty for --role worker).
@@ -23,7 +25,7 @@ type webhookd struct {
 // with the bench's Redis and receiver CA; settings adds or overrides WEBHOOKD_* variables.
 // It returns once the API answers /readyz (a worker-only process at once).
 func (b *bench) startWebhookd(ctx context.Context, role string, settings map[string]string) (*webhookd, error) {
-	port, err := freePort()
+	port, err := registrytest.FreePort()
 	if err != nil {
 		return nil, err
 	}

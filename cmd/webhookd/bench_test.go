@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cert-ix/webhookd/delivery/deliverytest"
 	"github.com/cert-ix/webhookd/registry"
 )
 
@@ -19,7 +20,7 @@ func BenchmarkEndToEnd(b *testing.B) {
 	st := newStack(b, map[string]string{"WEBHOOKD_CONCURRENCY": "64", "WEBHOOKD_LOG_LEVEL": "warn"})
 	svc := st.start(b)
 	_, key := st.tenant(b)
-	rc := newReceiver(b, statusResponder(http.StatusNoContent))
+	rc := deliverytest.NewReceiver(b, deliverytest.Status(http.StatusNoContent))
 	svc.createEndpoint(b, key, rc.URL, []string{registry.EventScanCompleted}, nil)
 	const publishers = 8
 	b.ResetTimer()
@@ -48,7 +49,7 @@ func BenchmarkEndToEnd(b *testing.B) {
 	for err := range errs {
 		b.Fatal(err)
 	}
-	waitFor(b, 5*time.Minute, "every event to be delivered", func() bool { return rc.count() >= b.N })
+	waitFor(b, 5*time.Minute, "every event to be delivered", func() bool { return rc.Count() >= b.N })
 	elapsed := time.Since(start)
 	b.StopTimer()
 	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "deliveries/s")

@@ -7,35 +7,51 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
+	"github.com/cert-ix/webhookd/delivery"
+	"github.com/cert-ix/webhookd/delivery/deliverytest"
 	"github.com/cert-ix/webhookd/registry"
 )
 
 // TestDashboardInBrowser opens /admin/queues in headless Chromium (Debian's chromium package)
-// and checks that the page renders and lists webhookd's queues, and that without the token it
+// and checks that the page renders and lists each of webhookd's queue shards, and that without the token it
 // shows none. .ci/run runs it with -tags browser once chromium is installed.
 func TestDashboardInBrowser(t *testing.T) {
 	bin, err := exec.LookPath("chromium")
 	if err != nil {
 		t.Fatalf("chromium is not installed (apt-get install chromium): %v", err)
 	}
-	st := newStack(t, map[string]string{"WEBHOOKD_ADMIN_TOKEN": "browser-t0ken"})
+	const shards = 3
+	st := newStack(t, map[string]string{"WEBHOOKD_ADMIN_TOKEN": "browser-t0ken", "WEBHOOKD_QUEUE_SHARDS": strconv.Itoa(shards)})
 	svc := st.start(t)
 	_, key := st.tenant(t)
-	ep := svc.createEndpoint(t, key, newReceiver(t, statusResponder(200)).URL, []string{registry.EventScanCompleted}, nil)
-	svc.waitDelivery(t, key, ep.ID, svc.publish(t, key, registry.EventScanCompleted, scanData()).ID, registry.DeliverySucceeded)
+	// Endpoints until every shard has one: one event then puts tasks on every shard.
+	rc := deliverytest.NewReceiver(t, deliverytest.Status(200))
+	var eps []string
+	for used := map[string]bool{}; len(used) < shards; {
+		ep := svc.createEndpoint(t, key, rc.URL, []string{registry.EventScanCompleted}, nil)
+		used[delivery.NewShards(shards).Of(ep.ID)] = true
+		eps = append(eps, ep.ID)
+	}
+	ev := svc.publish(t, key, registry.EventScanCompleted, scanData())
+	for _, eid := range eps {
+		svc.waitDelivery(t, key, eid, ev.ID, registry.DeliverySucceeded)
+	}
 
 	u, _ := url.Parse(svc.URL + "/admin/queues")
 	u.User = url.UserPassword("admin", "browser-t0ken")
 	dom := chromiumDOM(t, bin, u.String())
-	if !strings.Contains(dom, ">webhookd<") {
-		t.Errorf("the rendered dashboard does not list the webhookd queue (%d bytes of DOM)", len(dom))
+	for _, q := range delivery.NewShards(shards).Names() {
+		if !strings.Contains(dom, ">"+q+"<") {
+			t.Errorf("the rendered dashboard does not list the shard %s (%d bytes of DOM)", q, len(dom))
+		}
 	}
 	u.User = nil
 	// Without credentials the browser gets the 401 (its envelope is checked in TestDashboard).
-	if dom := chromiumDOM(t, bin, u.String()); strings.Contains(dom, ">webhookd<") {
+	if dom := chromiumDOM(t, bin, u.String()); strings.Contains(dom, ">"+delivery.Queue) {
 		t.Errorf("without the token the browser shows:\n%.500s", dom)
 	}
 	shot := filepath.Join(os.TempDir(), "webhookd-dashboard.png")

@@ -100,21 +100,18 @@ type endpointView struct {
 	Enabled             bool              `json:"enabled"`
 	Status              string            `json:"status"`
 	DisabledReason      *string           `json:"disabledReason"`
-	DisabledAt          *time.Time        `json:"disabledAt"`
 	ConsecutiveFailures int               `json:"consecutiveFailures"`
 	Secret              string            `json:"secret"`
 	RequeuedDeliveries  *int              `json:"requeuedDeliveries"`
 }
 
 type publishedView struct {
-	ID         string    `json:"id"`
-	Type       string    `json:"type"`
-	CreatedAt  time.Time `json:"createdAt"`
-	Deliveries int       `json:"deliveries"`
+	ID         string `json:"id"`
+	Type       string `json:"type"`
+	Deliveries int    `json:"deliveries"`
 }
 
 type attemptView struct {
-	Number       int       `json:"number"`
 	StartedAt    time.Time `json:"startedAt"`
 	DurationMs   int64     `json:"durationMs"`
 	StatusCode   int       `json:"statusCode"`

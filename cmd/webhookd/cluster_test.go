@@ -1,7 +1,6 @@
 package main
 
 import (
-	"net"
 	"net/http"
 	"reflect"
 	"strconv"
@@ -10,6 +9,7 @@ import (
 	"syscall"
 	"testing"
 
+	"github.com/cert-ix/webhookd/delivery/deliverytest"
 	"github.com/cert-ix/webhookd/registry"
 )
 
@@ -21,12 +21,7 @@ import (
 // and returns it with a service on that address once /healthz answers.
 func (st *stack) startAPIProcess(t *testing.T) (*process, *service) {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
+	addr := freeAddr(t)
 	p := st.startProcess(t, "serve", "--role", "api", "--addr", addr)
 	svc := &service{URL: "http://" + addr}
 	waitFor(t, patience, "the API process to listen", func() bool {
@@ -65,13 +60,13 @@ func TestClusterAPIAndWorkerProcesses(t *testing.T) {
 	workers := []*process{st.startProcess(t, "serve", "--role", "worker"), st.startProcess(t, "serve", "--role", "worker")}
 	_, key := st.tenant(t)
 
-	first := newReceiver(t, statusResponder(http.StatusOK))
+	first := deliverytest.NewReceiver(t, deliverytest.Status(http.StatusOK))
 	ep := apiA.createEndpoint(t, key, first.URL, []string{registry.EventScanCompleted}, nil)
 	ev := apiB.publish(t, key, registry.EventScanCompleted, scanData())
 	apiA.waitDelivery(t, key, ep.ID, ev.ID, registry.DeliverySucceeded)
-	checkSigned(t, first.hitsFor(ev.ID)[0], ev.ID, ep.Secret)
+	deliverytest.CheckSigned(t, first.HitsFor(ev.ID)[0], ev.ID, ep.Secret)
 
-	second := newReceiver(t, statusResponder(http.StatusOK))
+	second := deliverytest.NewReceiver(t, deliverytest.Status(http.StatusOK))
 	apiB.call(t, key, http.MethodPatch, "/api/v1/webhooks/"+ep.ID,
 		map[string]any{"url": second.URL, "headers": map[string]string{"X-Config": "v2"}}).want(t, http.StatusOK, nil)
 	var rot struct{ Secret string }
@@ -79,26 +74,26 @@ func TestClusterAPIAndWorkerProcesses(t *testing.T) {
 		map[string]any{"gracePeriodSeconds": 0}).want(t, http.StatusOK, &rot)
 	ev2 := apiA.publish(t, key, registry.EventScanCompleted, scanData())
 	apiB.waitDelivery(t, key, ep.ID, ev2.ID, registry.DeliverySucceeded)
-	if n := len(first.hitsFor(ev2.ID)); n != 0 {
+	if n := len(first.HitsFor(ev2.ID)); n != 0 {
 		t.Errorf("the old URL got %d POSTs of the event published after the change", n)
 	}
-	h := second.hitsFor(ev2.ID)
+	h := second.HitsFor(ev2.ID)
 	if len(h) != 1 {
 		t.Fatalf("the new URL got %d POSTs of the event, want 1", len(h))
 	}
 	if got := h[0].Header.Get("X-Config"); got != "v2" {
 		t.Errorf("X-Config = %q, want the header set through the other API process", got)
 	}
-	checkSigned(t, h[0], ev2.ID, rot.Secret)
+	deliverytest.CheckSigned(t, h[0], ev2.ID, rot.Secret)
 
 	want := map[string]int{ev2.ID: 1}
 	apis := []*service{apiA, apiB}
 	for i := range 20 {
 		want[apis[i%2].publish(t, key, registry.EventScanCompleted, scanData()).ID] = 1
 	}
-	waitFor(t, patience, "every event delivered", func() bool { return second.count() >= len(want) })
+	waitFor(t, patience, "every event delivered", func() bool { return second.Count() >= len(want) })
 	waitFor(t, patience, "the queues to drain", func() bool { return st.drained(t) })
-	if got := second.idCounts(); !reflect.DeepEqual(got, want) {
+	if got := second.IDCounts(); !reflect.DeepEqual(got, want) {
 		t.Errorf("POSTs by webhook-id = %v, want each of the %d events once", got, len(want))
 	}
 
@@ -125,7 +120,7 @@ func TestClusterAutoDisableHeldAndReenable(t *testing.T) {
 	st.startProcess(t, "serve", "--role", "worker")
 	_, key := st.tenant(t)
 	var healthy atomic.Bool
-	rc := newReceiver(t, func(_ int, w http.ResponseWriter, _ *http.Request) {
+	rc := deliverytest.NewReceiver(t, func(_ int, w http.ResponseWriter, _ *http.Request) {
 		if !healthy.Load() {
 			w.WriteHeader(http.StatusInternalServerError)
 		}
@@ -141,7 +136,7 @@ func TestClusterAutoDisableHeldAndReenable(t *testing.T) {
 	second := api.publish(t, key, registry.EventScanFailed, scanData())
 	api.waitDelivery(t, key, ep.ID, second.ID, registry.DeliveryHeld)
 	waitFor(t, patience, "the queues to drain", func() bool { return st.drained(t) })
-	if got := rc.count(); got != 3 {
+	if got := rc.Count(); got != 3 {
 		t.Fatalf("receiver got %d POSTs, want the 3 failed attempts only", got)
 	}
 
@@ -155,7 +150,7 @@ func TestClusterAutoDisableHeldAndReenable(t *testing.T) {
 	api.waitDelivery(t, key, ep.ID, first.ID, registry.DeliverySucceeded)
 	api.waitDelivery(t, key, ep.ID, second.ID, registry.DeliverySucceeded)
 	waitFor(t, patience, "the queues to drain", func() bool { return st.drained(t) })
-	if got, want := rc.idCounts(), map[string]int{first.ID: 4, second.ID: 1}; !reflect.DeepEqual(got, want) {
+	if got, want := rc.IDCounts(), map[string]int{first.ID: 4, second.ID: 1}; !reflect.DeepEqual(got, want) {
 		t.Errorf("POSTs by webhook-id = %v, want %v", got, want)
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cert-ix/webhookd/delivery/deliverytest"
 	"github.com/cert-ix/webhookd/registry"
 )
 
@@ -86,7 +87,7 @@ func TestWorkerSIGKILLRecovery(t *testing.T) {
 	st := newStack(t, map[string]string{"WEBHOOKD_ATTEMPT_TIMEOUT": "60s"})
 	api := st.start(t, "--role", "api")
 	_, key := st.tenant(t)
-	rc := newReceiver(t, func(n int, w http.ResponseWriter, r *http.Request) {
+	rc := deliverytest.NewReceiver(t, func(n int, w http.ResponseWriter, r *http.Request) {
 		if n == 1 {
 			<-r.Context().Done() // hold the attempt until its connection dies with the worker
 			return
@@ -97,7 +98,7 @@ func TestWorkerSIGKILLRecovery(t *testing.T) {
 
 	first := st.startProcess(t, "serve", "--role", "worker")
 	ev := api.publish(t, key, registry.EventScanCompleted, scanData())
-	waitFor(t, patience, "the first attempt", func() bool { return rc.count() == 1 })
+	waitFor(t, patience, "the first attempt", func() bool { return rc.Count() == 1 })
 	killedAt := time.Now()
 	var exit *exec.ExitError
 	if err := first.signal(t, syscall.SIGKILL); !errors.As(err, &exit) || exit.ExitCode() != -1 {
@@ -105,7 +106,7 @@ func TestWorkerSIGKILLRecovery(t *testing.T) {
 	}
 	second := st.startProcess(t, "serve", "--role", "worker")
 
-	waitFor(t, 3*time.Minute, "redelivery after SIGKILL", func() bool { return rc.count() >= 2 })
+	waitFor(t, 3*time.Minute, "redelivery after SIGKILL", func() bool { return rc.Count() >= 2 })
 	hits := rc.Hits()
 	t.Logf("recovery after SIGKILL: %s", hits[1].At.Sub(killedAt).Round(100*time.Millisecond))
 	for i, h := range hits {
@@ -114,7 +115,7 @@ func TestWorkerSIGKILLRecovery(t *testing.T) {
 		}
 	}
 	d := api.waitDelivery(t, key, ep.ID, ev.ID, registry.DeliverySucceeded)
-	checkSigned(t, hits[1], ev.ID, ep.Secret)
+	deliverytest.CheckSigned(t, hits[1], ev.ID, ep.Secret)
 	if len(d.Attempts) != 1 || d.Attempts[0].StatusCode != http.StatusOK {
 		t.Errorf("attempts = %+v, want the one completed attempt (the killed one never finished)", d.Attempts)
 	}

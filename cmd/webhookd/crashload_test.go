@@ -20,9 +20,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cert-ix/webhookd/delivery/deliverytest"
 	"github.com/cert-ix/webhookd/registry"
 	"github.com/cert-ix/webhookd/signing"
-	"github.com/redis/go-redis/v9"
 )
 
 // crashLoadEnv set to 1 runs the long form of the crash-under-load test (12,000 deliveries,
@@ -85,13 +85,13 @@ func runCrashLoad(t *testing.T, cl crashLoad) {
 	// Each receiver holds every POST 20-120ms, so the workers always have attempts in flight;
 	// inflight counts the POSTs being held by connection.
 	inflight := map[conn]int{}
-	rcs := make([]*receiver, cl.endpoints)
+	rcs := make([]*deliverytest.Receiver, cl.endpoints)
 	eps := make([]endpointView, cl.endpoints)
 	answered := make([]map[string]int, cl.endpoints) // webhook-id -> POSTs answered 200
 	var mu sync.Mutex
 	for i := range rcs {
 		answered[i] = map[string]int{}
-		rcs[i] = newReceiver(t, func(_ int, w http.ResponseWriter, r *http.Request) {
+		rcs[i] = deliverytest.NewReceiver(t, func(_ int, w http.ResponseWriter, r *http.Request) {
 			c := connOf(r)
 			mu.Lock()
 			inflight[c]++
@@ -115,7 +115,7 @@ func runCrashLoad(t *testing.T, cl crashLoad) {
 	posts := func() int {
 		n := 0
 		for _, rc := range rcs {
-			n += rc.count()
+			n += rc.Count()
 		}
 		return n
 	}
@@ -230,7 +230,7 @@ func runCrashLoad(t *testing.T, cl crashLoad) {
 	var dupList []dup
 	mu.Lock()
 	for i, rc := range rcs {
-		byID := map[string][]hit{}
+		byID := map[string][]deliverytest.Hit{}
 		for _, h := range rc.Hits() {
 			id := h.Header.Get("webhook-id")
 			byID[id] = append(byID[id], h)
@@ -253,7 +253,7 @@ func runCrashLoad(t *testing.T, cl crashLoad) {
 			dups += len(hs) - 1
 			dupList = append(dupList, dup{hs[0].At, hs[1].At})
 			for _, h := range hs {
-				checkSigned(t, h, id, eps[i].Secret)
+				deliverytest.CheckSigned(t, h, id, eps[i].Secret)
 				if !reflect.DeepEqual(h.Body, hs[0].Body) {
 					t.Errorf("endpoint %d: duplicate POSTs of %s carry different bodies", i, id)
 				}
@@ -448,100 +448,4 @@ func requeueLog(t *testing.T, procs []*process) (int, []time.Time) {
 	}
 	slices.SortFunc(at, func(a, b time.Time) int { return a.Compare(b) })
 	return total, at
-}
-
-// TestDeadWorkerTaskRequeued: the sweep requeues an active task only when its lease has gone
-// unextended for 15s and no live asynq server lists it; then the task is pending again, runs
-// and is delivered once.
-func TestDeadWorkerTaskRequeued(t *testing.T) {
-	t.Parallel()
-	st := newStack(t, nil)
-	s := newStuckTask(t, st)
-	w, taskID, q, ctx := s.w, s.id, s.q, t.Context()
-	// As asynq's dequeue leaves it (newStuckTask), with a lease 30s ahead.
-	setLease := func(in time.Duration) {
-		t.Helper()
-		if err := st.rdb.ZAdd(ctx, q+"lease", redis.Z{Score: float64(time.Now().Add(in).Unix()), Member: taskID}).Err(); err != nil {
-			t.Fatal(err)
-		}
-	}
-	requeue := func(want int) {
-		t.Helper()
-		if n, err := w.RecoverDeadWorkers(ctx); err != nil || n != want {
-			t.Fatalf("RecoverDeadWorkers = %d, %v; want %d", n, err, want)
-		}
-	}
-	setLease(30 * time.Second)
-	requeue(0) // just dequeued: its server has not listed it yet
-
-	// Unextended for 20s, but a live server lists it (a heartbeat whose lease extension failed).
-	setLease(10 * time.Second)
-	wkey := "asynq:workers:{test-host:1:" + taskID + "}"
-	if err := st.rdb.HSet(ctx, wkey, taskID, "{}").Err(); err != nil {
-		t.Fatal(err)
-	}
-	if err := st.rdb.Expire(ctx, wkey, 10*time.Second).Err(); err != nil {
-		t.Fatal(err)
-	}
-	if err := st.rdb.ZAdd(ctx, "asynq:workers", redis.Z{Score: float64(time.Now().Add(10 * time.Second).Unix()), Member: wkey}).Err(); err != nil {
-		t.Fatal(err)
-	}
-	requeue(0)
-
-	// The server's worker hash expires (no heartbeat for 10s): the task is requeued, once.
-	if err := st.rdb.Del(ctx, wkey).Err(); err != nil {
-		t.Fatal(err)
-	}
-	requeue(1)
-	requeue(0)
-	if got, err := st.rdb.LRange(ctx, q+"pending", 0, -1).Result(); err != nil || !reflect.DeepEqual(got, []string{taskID}) {
-		t.Fatalf("pending = %v, %v; want the task", got, err)
-	}
-	if n, err := st.rdb.LLen(ctx, q+"active").Result(); err != nil || n != 0 {
-		t.Fatalf("active holds %d tasks (%v), want none", n, err)
-	}
-	if err := st.rdb.ZScore(ctx, q+"lease", taskID).Err(); !errors.Is(err, redis.Nil) {
-		t.Fatalf("the requeued task still has a lease (%v)", err)
-	}
-	if state, err := st.rdb.HGet(ctx, q+"t:"+taskID, "state").Result(); err != nil || state != "pending" {
-		t.Fatalf("task state = %q, %v; want pending", state, err)
-	}
-
-	s.deliveredOnce(t, st)
-}
-
-// TestSlowLiveWorkerKeepsTask: an attempt held by the receiver for longer than the sweep's
-// staleness bound (15s), with a second worker sweeping every 100ms, is neither requeued nor
-// repeated: a live worker's heartbeat keeps its lease fresh.
-func TestSlowLiveWorkerKeepsTask(t *testing.T) {
-	if testing.Short() {
-		t.Skip("holds an attempt for 20 s")
-	}
-	t.Parallel()
-	st := newStack(t, map[string]string{"WEBHOOKD_ATTEMPT_TIMEOUT": "60s", "WEBHOOKD_SWEEP_INTERVAL": "100ms"})
-	api := st.start(t, "--role", "api")
-	tid, key := st.tenant(t)
-	const hold = 20 * time.Second
-	rc := newReceiver(t, func(_ int, w http.ResponseWriter, r *http.Request) {
-		select {
-		case <-time.After(hold):
-			w.WriteHeader(http.StatusOK)
-		case <-r.Context().Done():
-		}
-	})
-	ep := api.createEndpoint(t, key, rc.URL, []string{registry.EventScanCompleted}, nil)
-	a := st.startProcess(t, "serve", "--role", "worker")
-	b := st.startProcess(t, "serve", "--role", "worker")
-	ev := api.publish(t, key, registry.EventScanCompleted, scanData())
-	waitFor(t, hold+time.Minute, "the held delivery to succeed", func() bool {
-		d, err := st.store.Delivery(t.Context(), tid, ep.ID, registry.DeliveryID(ev.ID, ep.ID), false)
-		return err == nil && d.Status == registry.DeliverySucceeded
-	})
-	waitFor(t, patience, "the queues to drain", func() bool { return st.drained(t) })
-	if got := rc.idCounts(); !reflect.DeepEqual(got, map[string]int{ev.ID: 1}) {
-		t.Errorf("POSTs by webhook-id = %v, want the event once", got)
-	}
-	if n, _ := requeueLog(t, []*process{a, b}); n != 0 {
-		t.Errorf("the sweep requeued %d task(s) of a live worker", n)
-	}
 }

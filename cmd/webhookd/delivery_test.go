@@ -1,45 +1,16 @@
 package main
 
 import (
-	"encoding/json"
 	"net/http"
 	"reflect"
 	"slices"
-	"strconv"
 	"strings"
 	"testing"
-	"time"
 
+	"github.com/cert-ix/webhookd/delivery/deliverytest"
 	"github.com/cert-ix/webhookd/registry"
 	"github.com/cert-ix/webhookd/signing"
-	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
 )
-
-// checkSigned fails unless h carries a Standard Webhooks signature of body for event evid that
-// both our verifier and the reference library accept with secret.
-func checkSigned(t *testing.T, h hit, evid, secret string) {
-	t.Helper()
-	if got := h.Header.Get("webhook-id"); got != evid {
-		t.Errorf("webhook-id = %q, want the event id %q", got, evid)
-	}
-	ts, err := strconv.ParseInt(h.Header.Get("webhook-timestamp"), 10, 64)
-	if err != nil {
-		t.Errorf("webhook-timestamp %q: %v", h.Header.Get("webhook-timestamp"), err)
-	}
-	if d := h.At.Sub(time.Unix(ts, 0)); d < -time.Second || d > time.Minute {
-		t.Errorf("webhook-timestamp %d is %s away from the attempt", ts, d)
-	}
-	if err := signing.Verify(secret, h.Header, h.Body, h.At); err != nil {
-		t.Errorf("signing.Verify: %v", err)
-	}
-	wh, err := standardwebhooks.NewWebhook(secret)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := wh.Verify(h.Body, h.Header); err != nil {
-		t.Errorf("standardwebhooks Verify: %v", err)
-	}
-}
 
 // TestPublishFansOutSigned: every subscribed endpoint gets the event once, signed, with the
 // contract's body and headers; an endpoint subscribed to other types gets nothing.
@@ -48,9 +19,9 @@ func TestPublishFansOutSigned(t *testing.T) {
 	st := newStack(t, nil)
 	svc := st.start(t)
 	_, key := st.tenant(t)
-	a := newReceiver(t, statusResponder(http.StatusOK))
-	b := newReceiver(t, statusResponder(http.StatusNoContent))
-	c := newReceiver(t, statusResponder(http.StatusOK))
+	a := deliverytest.NewReceiver(t, deliverytest.Status(http.StatusOK))
+	b := deliverytest.NewReceiver(t, deliverytest.Status(http.StatusNoContent))
+	c := deliverytest.NewReceiver(t, deliverytest.Status(http.StatusOK))
 	epA := svc.createEndpoint(t, key, a.URL, []string{registry.EventScanCompleted},
 		map[string]string{"X-Receiver-Token": "tok-a", "X-Env": "e2e"})
 	epB := svc.createEndpoint(t, key, b.URL, []string{registry.EventScanCompleted, registry.EventScanFailed}, nil)
@@ -71,7 +42,7 @@ func TestPublishFansOutSigned(t *testing.T) {
 	// A later scan.failed event reaching C shows C's deliveries run; it got nothing before.
 	later := svc.publish(t, key, registry.EventScanFailed, scanData())
 	svc.waitDelivery(t, key, epC.ID, later.ID, registry.DeliverySucceeded)
-	if got := c.idCounts(); !reflect.DeepEqual(got, map[string]int{later.ID: 1}) {
+	if got := c.IDCounts(); !reflect.DeepEqual(got, map[string]int{later.ID: 1}) {
 		t.Errorf("unsubscribed receiver got %v, want only the later scan.failed event once", got)
 	}
 	if got := len(svc.deliveries(t, key, epC.ID, "")); got != 1 {
@@ -80,7 +51,7 @@ func TestPublishFansOutSigned(t *testing.T) {
 
 	for _, tc := range []struct {
 		name   string
-		rc     *receiver
+		rc     *deliverytest.Receiver
 		ep     endpointView
 		header map[string]string
 	}{
@@ -88,12 +59,12 @@ func TestPublishFansOutSigned(t *testing.T) {
 		{"no custom headers", b, epB, nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			hits := tc.rc.hitsFor(ev.ID)
+			hits := tc.rc.HitsFor(ev.ID)
 			if len(hits) != 1 {
 				t.Fatalf("receiver got the event %d times, want 1", len(hits))
 			}
 			h := hits[0]
-			checkSigned(t, h, ev.ID, tc.ep.Secret)
+			deliverytest.CheckSigned(t, h, ev.ID, tc.ep.Secret)
 			if n := len(strings.Fields(h.Header.Get("webhook-signature"))); n != 1 {
 				t.Errorf("webhook-signature has %d entries, want 1", n)
 			}
@@ -108,55 +79,20 @@ func TestPublishFansOutSigned(t *testing.T) {
 					t.Errorf("custom header %s = %q, want %q", k, got, v)
 				}
 			}
-			checkBody(t, h.Body, ev.ID, registry.EventScanCompleted, data)
+			deliverytest.CheckBody(t, h.Body, ev.ID, registry.EventScanCompleted, data)
 		})
 	}
 }
 
-// checkBody fails unless body is exactly {"id","type","timestamp","data"} with data equal to
-// what was published.
-func checkBody(t *testing.T, body []byte, id, typ string, data map[string]any) {
-	t.Helper()
-	var got map[string]json.RawMessage
-	if err := json.Unmarshal(body, &got); err != nil {
-		t.Fatalf("body %s: %v", body, err)
-	}
-	keys := make([]string, 0, len(got))
-	for k := range got {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	if want := []string{"data", "id", "timestamp", "type"}; !slices.Equal(keys, want) {
-		t.Errorf("body fields = %v, want %v", keys, want)
-	}
-	var env struct {
-		ID        string         `json:"id"`
-		Type      string         `json:"type"`
-		Timestamp string         `json:"timestamp"`
-		Data      map[string]any `json:"data"`
-	}
-	if err := json.Unmarshal(body, &env); err != nil {
-		t.Fatal(err)
-	}
-	if env.ID != id || env.Type != typ {
-		t.Errorf("body id, type = %q, %q; want %q, %q", env.ID, env.Type, id, typ)
-	}
-	if _, err := time.Parse(time.RFC3339, env.Timestamp); err != nil {
-		t.Errorf("body timestamp %q is not RFC 3339: %v", env.Timestamp, err)
-	}
-	if !reflect.DeepEqual(env.Data, data) {
-		t.Errorf("body data = %v, want %v", env.Data, data)
-	}
-}
-
 // TestSecretRotationSignsWithBoth: during a rotation's grace period a delivery carries one v1
-// signature per secret, each made with its own secret; without grace only the new one.
+// signature per secret, each made with its own secret. A second rotation without grace stops
+// the secret it replaces at once, while the first one keeps signing until its own grace ends.
 func TestSecretRotationSignsWithBoth(t *testing.T) {
 	t.Parallel()
 	st := newStack(t, nil)
 	svc := st.start(t)
 	_, key := st.tenant(t)
-	rc := newReceiver(t, statusResponder(http.StatusOK))
+	rc := deliverytest.NewReceiver(t, deliverytest.Status(http.StatusOK))
 	ep := svc.createEndpoint(t, key, rc.URL, []string{registry.EventScanStarted}, nil)
 	type rotated struct {
 		Secret         string  `json:"secret"`
@@ -169,7 +105,7 @@ func TestSecretRotationSignsWithBoth(t *testing.T) {
 	}
 	ev1 := svc.publish(t, key, registry.EventScanStarted, scanData())
 	svc.waitDelivery(t, key, ep.ID, ev1.ID, registry.DeliverySucceeded)
-	h := rc.hitsFor(ev1.ID)[0]
+	h := rc.HitsFor(ev1.ID)[0]
 	entries := strings.Fields(h.Header.Get("webhook-signature"))
 	if len(entries) != 2 {
 		t.Fatalf("webhook-signature = %q, want two entries during the grace period", entries)
@@ -203,16 +139,17 @@ func TestSecretRotationSignsWithBoth(t *testing.T) {
 	var r2 rotated
 	svc.call(t, key, http.MethodPost, "/api/v1/webhooks/"+ep.ID+"/rotate-secret",
 		map[string]any{"gracePeriodSeconds": 0}).want(t, http.StatusOK, &r2)
-	if r2.PreviousSecret != nil {
-		t.Errorf("previousSecret = %q after a rotation without grace, want null", *r2.PreviousSecret)
+	if r2.PreviousSecret == nil || *r2.PreviousSecret != ep.Secret {
+		t.Errorf("previousSecret after a rotation without grace is not the first secret, still in its grace")
 	}
 	ev2 := svc.publish(t, key, registry.EventScanStarted, scanData())
 	svc.waitDelivery(t, key, ep.ID, ev2.ID, registry.DeliverySucceeded)
-	h = rc.hitsFor(ev2.ID)[0]
-	if n := len(strings.Fields(h.Header.Get("webhook-signature"))); n != 1 {
-		t.Errorf("webhook-signature has %d entries after a rotation without grace, want 1", n)
+	h = rc.HitsFor(ev2.ID)[0]
+	if n := len(strings.Fields(h.Header.Get("webhook-signature"))); n != 2 {
+		t.Errorf("webhook-signature has %d entries after a rotation without grace, want 2 (new and first)", n)
 	}
-	checkSigned(t, h, ev2.ID, r2.Secret)
+	deliverytest.CheckSigned(t, h, ev2.ID, r2.Secret)
+	deliverytest.CheckSigned(t, h, ev2.ID, ep.Secret)
 	if signing.Verify(r1.Secret, h.Header, h.Body, h.At) == nil {
 		t.Error("the replaced secret still verifies a delivery after a rotation without grace")
 	}
@@ -225,7 +162,7 @@ func TestIdempotentPublish(t *testing.T) {
 	st := newStack(t, nil)
 	svc := st.start(t)
 	_, key := st.tenant(t)
-	rc := newReceiver(t, statusResponder(http.StatusOK))
+	rc := deliverytest.NewReceiver(t, deliverytest.Status(http.StatusOK))
 	ep := svc.createEndpoint(t, key, rc.URL, []string{registry.EventScanCompleted}, nil)
 	data := scanData()
 	first := svc.publish(t, key, registry.EventScanCompleted, data, "Idempotency-Key", "scan-42-done")
@@ -239,7 +176,7 @@ func TestIdempotentPublish(t *testing.T) {
 	other := svc.publish(t, key, registry.EventScanCompleted, scanData())
 	svc.waitDelivery(t, key, ep.ID, other.ID, registry.DeliverySucceeded)
 	waitFor(t, patience, "the queues to drain", func() bool { return st.drained(t) })
-	if got, want := rc.idCounts(), map[string]int{first.ID: 1, other.ID: 1}; !reflect.DeepEqual(got, want) {
+	if got, want := rc.IDCounts(), map[string]int{first.ID: 1, other.ID: 1}; !reflect.DeepEqual(got, want) {
 		t.Errorf("receiver got %v, want %v", got, want)
 	}
 	if got := len(svc.deliveries(t, key, ep.ID, "")); got != 2 {
@@ -254,7 +191,7 @@ func TestTestPingAndManualRetry(t *testing.T) {
 	st := newStack(t, nil)
 	svc := st.start(t)
 	_, key := st.tenant(t)
-	rc := newReceiver(t, statusResponder(http.StatusOK))
+	rc := deliverytest.NewReceiver(t, deliverytest.Status(http.StatusOK))
 	ep := svc.createEndpoint(t, key, rc.URL, []string{registry.EventScanCancelled}, nil)
 
 	var ping deliveryView
@@ -263,12 +200,12 @@ func TestTestPingAndManualRetry(t *testing.T) {
 		t.Fatalf("test answer = %+v, want a webhook.test delivery of the endpoint", ping)
 	}
 	svc.waitDelivery(t, key, ep.ID, ping.EventID, registry.DeliverySucceeded)
-	hits := rc.hitsFor(ping.EventID)
+	hits := rc.HitsFor(ping.EventID)
 	if len(hits) != 1 {
 		t.Fatalf("receiver got the ping %d times, want 1", len(hits))
 	}
-	checkSigned(t, hits[0], ping.EventID, ep.Secret)
-	checkBody(t, hits[0].Body, ping.EventID, registry.EventWebhookTest, map[string]any{"webhookId": ep.ID})
+	deliverytest.CheckSigned(t, hits[0], ping.EventID, ep.Secret)
+	deliverytest.CheckBody(t, hits[0].Body, ping.EventID, registry.EventWebhookTest, map[string]any{"webhookId": ep.ID})
 
 	ev := svc.publish(t, key, registry.EventScanCancelled, scanData())
 	d := svc.waitDelivery(t, key, ep.ID, ev.ID, registry.DeliverySucceeded)
@@ -278,13 +215,13 @@ func TestTestPingAndManualRetry(t *testing.T) {
 	if retried.ID != d.ID {
 		t.Fatalf("retry answered delivery %q, want %q", retried.ID, d.ID)
 	}
-	waitFor(t, patience, "the retried delivery to arrive", func() bool { return len(rc.hitsFor(ev.ID)) == 2 })
+	waitFor(t, patience, "the retried delivery to arrive", func() bool { return len(rc.HitsFor(ev.ID)) == 2 })
 	waitFor(t, patience, "the retried delivery to be recorded", func() bool {
 		d = svc.delivery(t, key, ep.ID, d.ID)
 		return d.Status == registry.DeliverySucceeded && d.AttemptCount == 2
 	})
-	for _, h := range rc.hitsFor(ev.ID) {
-		checkSigned(t, h, ev.ID, ep.Secret)
+	for _, h := range rc.HitsFor(ev.ID) {
+		deliverytest.CheckSigned(t, h, ev.ID, ep.Secret)
 	}
 	if n := len(d.Attempts); n != 2 {
 		t.Errorf("delivery has %d attempts, want 2", n)

@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/cert-ix/webhookd/delivery/deliverytest"
 	"github.com/cert-ix/webhookd/registry"
 )
 
@@ -27,14 +28,14 @@ func TestEmbeddedMode(t *testing.T) {
 		t.Errorf("log has no in-memory warning:\n%s", log)
 	}
 
-	rc := newReceiver(t, statusResponder(200))
+	rc := deliverytest.NewReceiver(t, deliverytest.Status(200))
 	ep := svc.createEndpoint(t, key, rc.URL, []string{registry.EventScanCompleted}, nil)
 	ev := svc.publish(t, key, registry.EventScanCompleted, scanData())
 	svc.waitDelivery(t, key, ep.ID, ev.ID, registry.DeliverySucceeded)
-	if n := len(rc.hitsFor(ev.ID)); n != 1 {
+	if n := len(rc.HitsFor(ev.ID)); n != 1 {
 		t.Errorf("receiver got the event %d times, want 1", n)
 	}
-	checkSigned(t, rc.hitsFor(ev.ID)[0], ev.ID, ep.Secret)
+	deliverytest.CheckSigned(t, rc.HitsFor(ev.ID)[0], ev.ID, ep.Secret)
 	// Checked last, after requests made with the key have been logged.
 	if log := svc.Stderr.String(); strings.Contains(log, key) || strings.Contains(log, ep.Secret) {
 		t.Error("the log contains the demo key or an endpoint secret")

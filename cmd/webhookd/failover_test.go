@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/cert-ix/webhookd/delivery"
+	"github.com/cert-ix/webhookd/delivery/deliverytest"
 	"github.com/cert-ix/webhookd/registry"
 	"github.com/cert-ix/webhookd/registry/registrytest"
 	"github.com/hibiken/asynq"
@@ -69,7 +70,7 @@ func TestClusterFailoverUnderLoad(t *testing.T) {
 	if testing.Short() {
 		t.Skip("kills a Redis Cluster master under load (about 10-40 s)")
 	}
-	takeClusterTurn(t)
+	registrytest.TakeClusterTurn(t)
 	c := registrytest.StartCluster(t)
 	// Redis errors count against a task's retries, so the retry schedule must outlast the
 	// failover (the suite's 50ms schedule spends 10 retries in 3s).
@@ -80,7 +81,7 @@ func TestClusterFailoverUnderLoad(t *testing.T) {
 	for range 2 {
 		workers = append(workers, st.startProcess(t, "serve", "--role", "worker"))
 	}
-	victim := c.MasterOf(t, "asynq:{"+delivery.Queue+"}:pending")
+	victim := c.MasterOf(t, "asynq:{"+delivery.NewShards(clusterQueueShards).Names()[0]+"}:pending")
 	tid, key := st.tenant(t)
 	for i := 0; c.MasterOf(t, "wh:{t:"+tid+"}") != victim; i++ {
 		if i == 50 {
@@ -91,10 +92,10 @@ func TestClusterFailoverUnderLoad(t *testing.T) {
 	replica := replicaOf(t, c, victim)
 	t.Logf("killing node %d, master of the queue and of tenant %s; node %d is its replica\n%s",
 		victim, tid, replica, c.Describe(t.Context()))
-	var rcs []*receiver
+	var rcs []*deliverytest.Receiver
 	var eps []string
 	for range failoverEndpoints {
-		rc := newReceiver(t, statusResponder(http.StatusOK))
+		rc := deliverytest.NewReceiver(t, deliverytest.Status(http.StatusOK))
 		eps = append(eps, api.createEndpoint(t, key, rc.URL, []string{registry.EventScanCompleted}, nil).ID)
 		rcs = append(rcs, rc)
 	}
@@ -158,7 +159,7 @@ func TestClusterFailoverUnderLoad(t *testing.T) {
 	undelivered := func() [][2]string {
 		var out [][2]string
 		for i, rc := range rcs {
-			counts := rc.idCounts()
+			counts := rc.IDCounts()
 			for id := range accepted {
 				if counts[id] == 0 {
 					out = append(out, [2]string{id, eps[i]})
@@ -175,7 +176,7 @@ func TestClusterFailoverUnderLoad(t *testing.T) {
 	idle := waitIdle(t, st, 10*time.Second) // redeliveries after a lost acknowledgement
 	dups, dupPairs, unacked := 0, 0, 0
 	for _, rc := range rcs {
-		for id, n := range rc.idCounts() {
+		for id, n := range rc.IDCounts() {
 			if _, ok := accepted[id]; !ok {
 				unacked++ // its publish answered an error, but it was stored and delivered
 			} else if n > 1 {
@@ -225,7 +226,17 @@ func classifyUndelivered(t *testing.T, st *stack, tid string, pairs [][2]string)
 	if err != nil {
 		t.Fatal(err)
 	}
-	owed := strings.Join(outbox, " ")
+	owedFanout, owedDrain, owedRetry := map[string]bool{}, map[string]bool{}, map[string]bool{}
+	for _, w := range outbox {
+		switch {
+		case w.Fanout != "":
+			owedFanout[w.Fanout] = true
+		case w.Drain != nil:
+			owedDrain[w.Drain.EndpointID] = true
+		case w.Retry != nil:
+			owedRetry[w.Retry.DeliveryID] = true
+		}
+	}
 	kinds, causes, example := map[string]int{}, map[string]int{}, map[string]string{}
 	for _, p := range pairs {
 		evid, eid := p[0], p[1]
@@ -237,23 +248,23 @@ func classifyUndelivered(t *testing.T, st *stack, tid string, pairs [][2]string)
 			cause = "event record gone"
 		} else if d, err := st.store.Delivery(ctx, tid, eid, did, false); err != nil {
 			cause = "delivery record gone"
-			if strings.Contains(owed, evid) {
+			if owedFanout[evid] {
 				kind, cause = "late", "no delivery yet, the event is in the outbox"
 			}
 		} else if _, queued, _ := st.store.QueuedItem(ctx, tid, eid, did); queued {
 			// A drain's outbox entry stays until the drain ends, and it ends only on an empty
 			// queue: a queued delivery without one for its endpoint is stuck.
 			kind, cause = "stuck", "queued, no drain of its endpoint in the outbox"
-			if strings.Contains(owed, "q:"+eid+":") {
+			if owedDrain[eid] {
 				kind, cause = "late", "queued, its endpoint's drain in the outbox"
 			}
 		} else {
-			q := registry.Queued{DeliveryID: did, EndpointID: eid, Generation: d.Generation}
-			info, err := ins.GetTaskInfo(delivery.Queue, delivery.DeliveryTaskID(q))
+			r := registry.Retry{DeliveryID: did, EndpointID: eid, Generation: d.Generation, Run: d.RunAttempts}
+			info, err := ins.GetTaskInfo(delivery.NewShards(clusterQueueShards).Of(eid), delivery.RetryTaskID(r))
 			switch {
 			case err == nil:
-				kind, cause = "late", fmt.Sprintf("delivery %s, its task %s", d.Status, info.State)
-			case strings.Contains(owed, evid) || strings.Contains(owed, did):
+				kind, cause = "late", fmt.Sprintf("delivery %s, its retry timer %s", d.Status, info.State)
+			case owedFanout[evid] || owedRetry[did]:
 				kind, cause = "late", fmt.Sprintf("delivery %s, no task, in the outbox", d.Status)
 			default:
 				kind, cause = "stuck", fmt.Sprintf("delivery %s, no task, not in the outbox", d.Status)
@@ -314,9 +325,8 @@ func replicationLag(t *testing.T, c *registrytest.Cluster, master, replica int) 
 // retrying; it reports what is left (archived tasks included) instead of failing.
 func waitIdle(t *testing.T, st *stack, timeout time.Duration) string {
 	t.Helper()
-	ins := asynq.NewInspectorFromRedisClient(st.rdb)
 	for end := time.Now().Add(timeout); ; time.Sleep(100 * time.Millisecond) {
-		info, err := ins.GetQueueInfo(delivery.Queue)
+		info, err := delivery.Backlog(st.rdb)
 		if err != nil {
 			return err.Error()
 		}

@@ -12,7 +12,6 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
-	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -103,7 +102,7 @@ type stack struct {
 // empty value unsets one).
 func newStack(tb testing.TB, env map[string]string) *stack {
 	tb.Helper()
-	if onCluster() {
+	if registrytest.OnCluster() {
 		return newClusterStack(tb, registrytest.SharedCluster(tb), env)
 	}
 	opt := registrytest.Options(tb)
@@ -135,6 +134,7 @@ func (st *stack) configure(tb testing.TB, redisEnv, env map[string]string) {
 		"WEBHOOKD_CONCURRENCY":            "8",
 		"WEBHOOKD_SHUTDOWN_TIMEOUT":       "5s",
 		"WEBHOOKD_RATE_LIMIT_PER_MINUTE":  "1000000",
+		"WEBHOOKD_HOME":                   tb.TempDir(),
 	}
 	maps.Copy(st.env, redisEnv)
 	maps.Copy(st.env, env)
@@ -157,32 +157,18 @@ func (st *stack) tenant(tb testing.TB) (tid, key string) {
 	return t.ID, key
 }
 
-// queueIdle reports whether an asynq queue has nothing left to run: no pending, active,
+// drained reports whether webhookd's queues have nothing left to run: no pending, active,
 // scheduled or retry task (and none archived, which webhookd never does on purpose).
-func (st *stack) queueIdle(tb testing.TB, queue string) bool {
-	tb.Helper()
-	ins := asynq.NewInspectorFromRedisClient(st.rdb)
-	queues, err := ins.Queues()
-	if err != nil {
-		tb.Fatalf("list queues: %v", err)
-	}
-	if !slices.Contains(queues, queue) {
-		return true // nothing was ever queued there
-	}
-	info, err := ins.GetQueueInfo(queue)
-	if err != nil {
-		tb.Fatalf("queue info %s: %v", queue, err)
-	}
-	if info.Archived > 0 {
-		tb.Fatalf("queue %s archived %d task(s)", queue, info.Archived)
-	}
-	return info.Pending+info.Active+info.Scheduled+info.Retry == 0
-}
-
-// drained reports whether both of webhookd's queues are idle.
 func (st *stack) drained(tb testing.TB) bool {
 	tb.Helper()
-	return st.queueIdle(tb, delivery.Queue)
+	info, err := delivery.Backlog(st.rdb)
+	if err != nil {
+		tb.Fatalf("queue info: %v", err)
+	}
+	if info.Archived > 0 {
+		tb.Fatalf("queues archived %d task(s)", info.Archived)
+	}
+	return info.Pending+info.Active+info.Scheduled+info.Retry == 0
 }
 
 // service is one `webhookd serve` running in-process through parseServe and serve.

@@ -1,10 +1,11 @@
 // Command webhookd is the webhook delivery service of the Cert-IX Scan API: `webhookd serve`
-// runs the API and the delivery workers; `webhookd tenants ...` and `webhookd keys ...` are the
-// admin commands.
+// runs the API and the delivery workers; `webhookd listen` is a local HTTPS receiver for
+// development; `webhookd tenants ...` and `webhookd keys ...` are the admin commands.
 package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -24,6 +25,7 @@ func main() {
 
 const usage = `usage:
   webhookd serve [--role api|worker|all] [flags]     (webhookd serve --help lists every setting)
+  webhookd listen [--addr 127.0.0.1:9443] [--secret whsec_...] [--verbose]   (a local receiver)
   webhookd tenants create --name N [--monthly-event-quota Q]
   webhookd tenants suspend|resume ID
   webhookd keys create --tenant ID --scopes a,b [--expires RFC3339] [--allowed-ips ip-or-cidr,...]
@@ -51,10 +53,17 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	switch args[0] {
 	case "serve":
 		c, err := parseServe(args[1:], getenv, stderr)
+		var help helpRequested
+		if errors.As(err, &help) {
+			fmt.Fprint(stdout, help.text)
+			return nil
+		}
 		if err != nil {
 			return usageError{err.Error()}
 		}
 		return serve(ctx, c, stdout, stderr, nil)
+	case "listen":
+		return listen(ctx, args[1:], getenv, stdout, nil)
 	case "tenants":
 		return adminTenants(ctx, args[1:], getenv, stdout, stderr)
 	case "keys":

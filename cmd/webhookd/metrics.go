@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"log/slog"
+	"net/http"
 	"strconv"
 	"sync"
 	"time"
@@ -14,18 +15,25 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/redis/go-redis/v9"
 )
 
 // metrics holds webhookd's Prometheus collectors. It implements delivery.Observer and the
 // API's request observer.
 type metrics struct {
-	reg       *prometheus.Registry
-	requests  *prometheus.CounterVec
-	latency   *prometheus.HistogramVec
-	attempts  *prometheus.CounterVec
-	attemptD  prometheus.Histogram
-	disabled  *prometheus.CounterVec
-	deferred  prometheus.Counter
+	reg        *prometheus.Registry
+	requests   *prometheus.CounterVec
+	latency    *prometheus.HistogramVec
+	attempts   *prometheus.CounterVec
+	attemptD   prometheus.Histogram
+	disabled   *prometheus.CounterVec
+	recovered  *prometheus.CounterVec
+	recoveries prometheus.Counter
+	// conc is the effective concurrency of the endpoints this worker saw below their ceiling,
+	// at most maxConcSeries of them (throttledSeries): the label set stays bounded.
+	conc      *prometheus.GaugeVec
+	concMu    sync.Mutex
+	concShown map[string]bool
 	queueSize *prometheus.GaugeVec
 }
 
@@ -44,10 +52,17 @@ func newMetrics() *metrics {
 			Help: "Duration of one delivery attempt.", Buckets: prometheus.ExponentialBuckets(0.001, 2, 15)}),
 		disabled: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "webhookd_endpoints_disabled_total",
 			Help: "Endpoints disabled automatically, by reason."}, []string{"reason"}),
-		deferred: prometheus.NewCounter(prometheus.CounterOpts{Name: "webhookd_deliveries_deferred_total",
-			Help: "Deliveries put off a few seconds, without an attempt, because their endpoint was at its in-flight cap."}),
+		recovered: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "webhookd_recovery_deliveries_total",
+			Help: "Deliveries queued by finished recoveries: requeued (failed ones) or created (missing ones)."},
+			[]string{"kind"}),
 	}
-	m.reg.MustRegister(m.requests, m.latency, m.attempts, m.attemptD, m.disabled, m.deferred,
+	m.recoveries = prometheus.NewCounter(prometheus.CounterOpts{Name: "webhookd_recoveries_total",
+		Help: "Recoveries finished."})
+	m.conc = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "webhookd_endpoint_effective_concurrency",
+		Help: "Effective concurrency of endpoints held below their ceiling by 429/503 answers (at most 100 series)."},
+		[]string{"endpoint"})
+	m.concShown = map[string]bool{}
+	m.reg.MustRegister(m.requests, m.latency, m.attempts, m.attemptD, m.disabled, m.recovered, m.recoveries, m.conc,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -67,15 +82,38 @@ func (m *metrics) Attempt(outcome string, d time.Duration) {
 
 func (m *metrics) Disabled(reason string) { m.disabled.WithLabelValues(reason).Inc() }
 
-func (m *metrics) Deferred() { m.deferred.Inc() }
+// maxConcSeries bounds webhookd_endpoint_effective_concurrency's series: an endpoint is shown
+// while it is below its ceiling, and dropped when it is back.
+const maxConcSeries = 100
+
+func (m *metrics) Concurrency(endpointID string, effective, ceiling int) {
+	m.concMu.Lock()
+	defer m.concMu.Unlock()
+	switch {
+	case effective >= ceiling:
+		if m.concShown[endpointID] {
+			delete(m.concShown, endpointID)
+			m.conc.DeleteLabelValues(endpointID)
+		}
+	case m.concShown[endpointID] || len(m.concShown) < maxConcSeries:
+		m.concShown[endpointID] = true
+		m.conc.WithLabelValues(endpointID).Set(float64(effective))
+	}
+}
+
+func (m *metrics) Recovered(requeued, created int) {
+	m.recoveries.Inc()
+	m.recovered.WithLabelValues("requeued").Add(float64(requeued))
+	m.recovered.WithLabelValues("created").Add(float64(created))
+}
 
 // stateCacheTTL bounds how often a scrape reads the queue and registry state.
 const stateCacheTTL = 5 * time.Second
 
-// stateCollector reports queue depth by state (asynq's Inspector) and the registry's disabled
+// stateCollector reports queue depth by state and shard (asynq's Inspector) and the registry's disabled
 // endpoints and held deliveries, read at most every stateCacheTTL however often Prometheus scrapes.
 type stateCollector struct {
-	insp  *asynq.Inspector
+	rdb   redis.UniversalClient
 	store *registry.Store
 	log   *slog.Logger
 
@@ -90,8 +128,8 @@ type stateCollector struct {
 	tenantD *prometheus.Desc
 }
 
-func newStateCollector(insp *asynq.Inspector, store *registry.Store, log *slog.Logger) *stateCollector {
-	return &stateCollector{insp: insp, store: store, log: log,
+func newStateCollector(rdb redis.UniversalClient, store *registry.Store, log *slog.Logger) *stateCollector {
+	return &stateCollector{rdb: rdb, store: store, log: log,
 		queueD:  prometheus.NewDesc("webhookd_queue_tasks", "Tasks in the queue by state.", []string{"queue", "state"}, nil),
 		disD:    prometheus.NewDesc("webhookd_endpoints_disabled", "Endpoints currently disabled.", nil, nil),
 		heldD:   prometheus.NewDesc("webhookd_deliveries_held", "Deliveries held for disabled endpoints.", nil, nil),
@@ -128,11 +166,11 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 
 func (c *stateCollector) refresh() {
 	c.at = time.Now()
-	queues := map[string]*asynq.QueueInfo{}
-	if info, err := c.insp.GetQueueInfo(delivery.Queue); err == nil {
-		queues[delivery.Queue] = info
+	if queues, err := delivery.QueueInfos(c.rdb); err == nil {
+		c.queues = queues
+	} else {
+		c.log.Warn("metrics: reading the queues failed", "error", err.Error())
 	}
-	c.queues = queues
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	st, err := c.store.Stats(ctx)
@@ -144,6 +182,9 @@ func (c *stateCollector) refresh() {
 }
 
 // mount adds GET /metrics to the API.
-func (m *metrics) mount(e *echo.Echo) {
-	e.GET("/metrics", echo.WrapHandler(promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{Registry: m.reg})))
+func (m *metrics) mount(e *echo.Echo) { e.GET("/metrics", echo.WrapHandler(m.handler())) }
+
+// handler serves the registry in Prometheus's text format.
+func (m *metrics) handler() http.Handler {
+	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{Registry: m.reg})
 }

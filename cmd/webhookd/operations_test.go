@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"encoding/json"
 	"io"
+
 	"net/http"
 	"strconv"
 	"strings"
@@ -11,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cert-ix/webhookd/delivery"
+	"github.com/cert-ix/webhookd/delivery/deliverytest"
 	"github.com/cert-ix/webhookd/registry"
 )
 
@@ -44,8 +47,8 @@ func TestMetrics(t *testing.T) {
 	st := newStack(t, map[string]string{"WEBHOOKD_DISABLE_AFTER_FAILURES": "1", "WEBHOOKD_DISABLE_MIN_WINDOW": "0"})
 	svc := st.start(t)
 	_, key := st.tenant(t)
-	ok := newReceiver(t, statusResponder(http.StatusOK))
-	bad := newReceiver(t, statusResponder(http.StatusInternalServerError))
+	ok := deliverytest.NewReceiver(t, deliverytest.Status(http.StatusOK))
+	bad := deliverytest.NewReceiver(t, deliverytest.Status(http.StatusInternalServerError))
 	good := svc.createEndpoint(t, key, ok.URL, []string{registry.EventScanCompleted}, nil)
 	failing := svc.createEndpoint(t, key, bad.URL, []string{registry.EventScanFailed}, nil)
 
@@ -78,12 +81,26 @@ func TestMetrics(t *testing.T) {
 		}
 		return true
 	})
-	for _, series := range []string{`webhookd_queue_tasks{queue="webhookd",state="pending"}`,
-		`webhookd_queue_tasks{queue="webhookd",state="retry"}`, `process_resident_memory_bytes`} {
-		if _, ok := metricValue(text, series); !ok {
-			t.Errorf("metrics lack %s", series)
+	if _, ok := metricValue(text, `process_resident_memory_bytes`); !ok {
+		t.Errorf("metrics lack process_resident_memory_bytes")
+	}
+	// The queue is "webhookd" on a single Redis, its shards "webhookd-<i>of<n>-<slot>" on a cluster.
+	for _, state := range []string{"pending", "retry"} {
+		if !hasQueueSeries(text, state) {
+			t.Errorf("metrics lack webhookd_queue_tasks of webhookd's queue in state %s", state)
 		}
 	}
+}
+
+// hasQueueSeries reports whether text has a webhookd_queue_tasks series of webhookd's queue,
+// or one of its shards, in state.
+func hasQueueSeries(text, state string) bool {
+	for line := range strings.Lines(text) {
+		if strings.HasPrefix(line, `webhookd_queue_tasks{queue="webhookd`) && strings.Contains(line, `state="`+state+`"`) {
+			return true
+		}
+	}
+	return false
 }
 
 // logLines decodes the JSON log lines with the given message.
@@ -110,7 +127,7 @@ func TestAttemptLogs(t *testing.T) {
 	st := newStack(t, nil)
 	svc := st.start(t)
 	_, key := st.tenant(t)
-	rc := newReceiver(t, func(n int, w http.ResponseWriter, r *http.Request) {
+	rc := deliverytest.NewReceiver(t, func(n int, w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(map[bool]int{true: http.StatusInternalServerError, false: http.StatusOK}[n == 1])
 		_, _ = io.WriteString(w, "echo: "+r.Header.Get("webhook-signature")) // a receiver leaking it back
 	})
@@ -119,7 +136,12 @@ func TestAttemptLogs(t *testing.T) {
 	ev := svc.publish(t, key, registry.EventScanCompleted, scanData())
 	d := svc.waitDelivery(t, key, ep.ID, ev.ID, registry.DeliverySucceeded)
 
-	lines := logLines(t, svc.Stderr.String(), "delivery attempt")
+	// An attempt's line is written once its outcome is recorded, so just after the API shows it.
+	var lines []map[string]any
+	waitFor(t, 5*time.Second, "two attempt log lines", func() bool {
+		lines = logLines(t, svc.Stderr.String(), "delivery attempt")
+		return len(lines) >= 2
+	})
 	if len(lines) != len(d.Attempts) || len(lines) != 2 {
 		t.Fatalf("%d attempt log lines for %d attempts, want one each (2)", len(lines), len(d.Attempts))
 	}
@@ -148,7 +170,7 @@ func TestSIGTERMFinishesAttemptInFlight(t *testing.T) {
 	api := st.start(t, "--role", "api")
 	_, key := st.tenant(t)
 	arrived := make(chan struct{}, 1)
-	rc := newReceiver(t, func(_ int, w http.ResponseWriter, _ *http.Request) {
+	rc := deliverytest.NewReceiver(t, func(_ int, w http.ResponseWriter, _ *http.Request) {
 		arrived <- struct{}{}
 		time.Sleep(1500 * time.Millisecond)
 		w.WriteHeader(http.StatusOK)
@@ -169,8 +191,8 @@ func TestSIGTERMFinishesAttemptInFlight(t *testing.T) {
 		t.Fatalf("after SIGTERM the delivery is %s with attempts %+v, want the in-flight attempt finished and recorded",
 			d.Status, d.Attempts)
 	}
-	if rc.count() != 1 {
-		t.Errorf("receiver got %d POSTs, want 1", rc.count())
+	if rc.Count() != 1 {
+		t.Errorf("receiver got %d POSTs, want 1", rc.Count())
 	}
 }
 
@@ -191,7 +213,7 @@ func TestDashboard(t *testing.T) {
 	st := newStack(t, map[string]string{"WEBHOOKD_ADMIN_TOKEN": "t0ken-for-tests"})
 	svc := st.start(t)
 	_, key := st.tenant(t)
-	ep := svc.createEndpoint(t, key, newReceiver(t, statusResponder(200)).URL, []string{registry.EventScanCompleted}, nil)
+	ep := svc.createEndpoint(t, key, deliverytest.NewReceiver(t, deliverytest.Status(200)).URL, []string{registry.EventScanCompleted}, nil)
 	svc.waitDelivery(t, key, ep.ID, svc.publish(t, key, registry.EventScanCompleted, scanData()).ID, registry.DeliverySucceeded)
 
 	get := func(path, password string) (int, string, http.Header) {
@@ -207,17 +229,47 @@ func TestDashboard(t *testing.T) {
 		b, _ := io.ReadAll(res.Body)
 		return res.StatusCode, string(b), res.Header
 	}
-	if code, body, h := get("/admin/queues", ""); code != 401 || !strings.Contains(body, `"MISSING_API_KEY"`) || h.Get("WWW-Authenticate") == "" {
-		t.Errorf("no credentials: %d %s, want 401 MISSING_API_KEY with WWW-Authenticate", code, body)
+	if code, body, h := get("/admin/queues", ""); code != 401 || !strings.Contains(body, `"MISSING_ADMIN_TOKEN"`) || h.Get("WWW-Authenticate") == "" {
+		t.Errorf("no credentials: %d %s, want 401 MISSING_ADMIN_TOKEN with WWW-Authenticate", code, body)
 	}
-	if code, body, _ := get("/admin/queues/api/queues", "wrong"); code != 401 || !strings.Contains(body, `"INVALID_API_KEY"`) {
-		t.Errorf("wrong token: %d %s, want 401 INVALID_API_KEY", code, body)
+	if code, body, _ := get("/admin/queues/api/queues", "wrong"); code != 401 || !strings.Contains(body, `"INVALID_ADMIN_TOKEN"`) {
+		t.Errorf("wrong token: %d %s, want 401 INVALID_ADMIN_TOKEN", code, body)
 	}
 	if code, body, _ := get("/admin/queues", "t0ken-for-tests"); code != 200 || !strings.Contains(body, "<html") {
 		t.Errorf("right token: %d, want the dashboard page", code)
 	}
 	code, body, _ := get("/admin/queues/api/queues", "t0ken-for-tests")
-	if code != 200 || !strings.Contains(body, `"queue":"webhookd"`) {
-		t.Errorf("queue list: %d %.300s, want the webhookd queue", code, body)
+	// One queue, "webhookd", on a single Redis; shards "webhookd-<i>of<n>-<slot>" on a cluster.
+	if code != 200 || !strings.Contains(body, `"queue":"webhookd`) {
+		t.Errorf("queue list: %d %.300s, want webhookd's queue or its shards", code, body)
+	}
+}
+
+// TestWorkerProcessMetrics: a --role worker process has no API; with WEBHOOKD_METRICS_ADDR it
+// serves its own /metrics, where its attempts are counted (the API process's has none), and
+// queue depth is reported by shard.
+func TestWorkerProcessMetrics(t *testing.T) {
+	st := newStack(t, map[string]string{"WEBHOOKD_QUEUE_SHARDS": "3"})
+	api := st.start(t, "--role", "api")
+	addr := freeAddr(t)
+	st.start(t, "--role", "worker", "--metrics-addr", addr)
+	_, key := st.tenant(t)
+	rc := deliverytest.NewReceiver(t, deliverytest.Status(http.StatusOK))
+	ep := api.createEndpoint(t, key, rc.URL, []string{registry.EventScanCompleted}, nil)
+	ev := api.publish(t, key, registry.EventScanCompleted, scanData())
+	api.waitDelivery(t, key, ep.ID, ev.ID, registry.DeliverySucceeded)
+
+	worker := &service{URL: "http://" + addr}
+	const attempts = `webhookd_delivery_attempts_total{outcome="success"}`
+	waitFor(t, patience, "the worker's metrics to count the attempt", func() bool {
+		v, ok := metricValue(scrape(t, worker), attempts)
+		return ok && v == 1
+	})
+	if v, ok := metricValue(scrape(t, api), attempts); ok && v != 0 {
+		t.Errorf("the API process counts %v attempts; it made none", v)
+	}
+	series := `webhookd_queue_tasks{queue="` + delivery.NewShards(3).Of(ep.ID) + `",state="pending"}`
+	if _, ok := metricValue(scrape(t, worker), series); !ok {
+		t.Errorf("metrics lack %s, the endpoint's shard", series)
 	}
 }

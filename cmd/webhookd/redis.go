@@ -2,12 +2,12 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"strings"
 	"time"
 
+	"github.com/cert-ix/webhookd/delivery"
 	"github.com/cert-ix/webhookd/registry"
 	"github.com/hibiken/asynq"
 	"github.com/redis/go-redis/v9"
@@ -62,13 +62,13 @@ func connectRedis(ctx context.Context, c *Config, log *slog.Logger) (*redisConn,
 		}
 		r.embedded = e
 		r.client = redis.NewClient(&redis.Options{Addr: e.Addr()})
-		r.asynq = syncerConnOpt{asynq.RedisClientOpt{Addr: e.Addr()}}
+		r.asynq = delivery.AsynqConnOpt(asynq.RedisClientOpt{Addr: e.Addr()})
 		r.describe = "embedded redis " + e.Addr()
 		log.Warn("REDIS_URL is unset: using an EMBEDDED in-process Redis. ALL DATA IS IN MEMORY ONLY and is lost when webhookd stops. Set REDIS_URL for anything but a trial.",
 			"redisAddr", e.Addr())
 		return r, nil
 	}
-	r.asynq = syncerConnOpt{r.asynq}
+	r.asynq = delivery.AsynqConnOpt(r.asynq)
 	pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	v, err := registry.CheckVersion(pctx, r.client)
@@ -95,53 +95,6 @@ func newClusterClient(addrs []string) *redis.ClusterClient {
 type clusterConnOpt struct{ addrs []string }
 
 func (o clusterConnOpt) MakeRedisClient() any { return newClusterClient(o.addrs) }
-
-// syncerConnOpt gives the asynq server's Redis client uncancelHook.
-type syncerConnOpt struct{ asynq.RedisConnOpt }
-
-func (o syncerConnOpt) MakeRedisClient() any {
-	c := o.RedisConnOpt.MakeRedisClient()
-	if u, ok := c.(redis.UniversalClient); ok {
-		u.AddHook(uncancelHook{})
-	}
-	return c
-}
-
-// uncancelHook works around asynq v0.26 (since hibiken/asynq#926): when marking a task done or
-// scheduling its retry fails (Redis restarting, a cluster failover), asynq's syncer retries the
-// write every 5s, but with the context of the first try, which asynq has already cancelled.
-// Every retry then fails at once, and the task waits for lease recovery (60-120s) although
-// Redis came back in seconds. The asynq server passes no other cancelled context, so a command
-// whose context is cancelled gets a fresh one with a short timeout instead; the syncer itself
-// drops a retry once the task's lease has passed.
-type uncancelHook struct{}
-
-const uncancelTimeout = 5 * time.Second
-
-func uncancel(ctx context.Context) (context.Context, context.CancelFunc) {
-	if errors.Is(ctx.Err(), context.Canceled) {
-		return context.WithTimeout(context.WithoutCancel(ctx), uncancelTimeout)
-	}
-	return ctx, func() {}
-}
-
-func (uncancelHook) DialHook(next redis.DialHook) redis.DialHook { return next }
-
-func (uncancelHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
-	return func(ctx context.Context, cmd redis.Cmder) error {
-		ctx, cancel := uncancel(ctx)
-		defer cancel()
-		return next(ctx, cmd)
-	}
-}
-
-func (uncancelHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
-	return func(ctx context.Context, cmds []redis.Cmder) error {
-		ctx, cancel := uncancel(ctx)
-		defer cancel()
-		return next(ctx, cmds)
-	}
-}
 
 func splitList(s string) []string {
 	var out []string

@@ -7,6 +7,9 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -14,6 +17,7 @@ import (
 	"github.com/cert-ix/webhookd/api"
 	"github.com/cert-ix/webhookd/delivery"
 	"github.com/cert-ix/webhookd/registry"
+	"github.com/cert-ix/webhookd/signing"
 	"github.com/hibiken/asynq"
 	"github.com/labstack/echo/v4"
 )
@@ -23,72 +27,103 @@ var version = "dev"
 
 func newLogger(w io.Writer, level string) *slog.Logger {
 	var l slog.Level
-	if err := l.UnmarshalText([]byte(level)); err != nil {
-		l = slog.LevelInfo
-	}
+	_ = l.UnmarshalText([]byte(level)) // validated by Config.validate
 	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: l}))
 }
 
+// parts are what the API and the workers share in one process.
+type parts struct {
+	c       *Config
+	log     *slog.Logger
+	rc      *redisConn
+	store   *registry.Store
+	enq     *asynq.Client
+	client  *http.Client
+	metrics *metrics
+}
+
 // serve runs the API and/or the workers until ctx ends. ready, if set, is called with the
-// API's address once it listens.
+// API's address once it listens. The API's port is taken first, so that a busy port stops
+// serve before anything is printed.
 func serve(ctx context.Context, c *Config, stdout, stderr io.Writer, ready func(addr string)) error {
 	log := newLogger(stderr, c.LogLevel)
-	rc, err := connectRedis(ctx, c, log)
-	if err != nil {
-		return err
-	}
-	defer rc.Close()
-	store, err := registry.New(registry.Config{Client: rc.client, Retention: c.Retention})
-	if err != nil {
-		return err
-	}
-	if rc.embedded != nil {
-		if err := printDemo(ctx, store, stdout, rc.embedded.Addr()); err != nil {
-			return err
+	var l net.Listener
+	if c.Role != "worker" {
+		var err error
+		if l, err = net.Listen("tcp", c.Addr); err != nil {
+			return fmt.Errorf("listen on %s: %w", c.Addr, err)
 		}
+		defer l.Close()
 	}
-	enq := asynq.NewClientFromRedisClient(rc.client)
-	defer enq.Close()
-	client, err := httpClient(c)
+	p, err := prepare(ctx, c, log, stdout, l)
 	if err != nil {
 		return err
 	}
-	m := newMetrics()
-	insp := asynq.NewInspectorFromRedisClient(rc.client)
-	m.reg.MustRegister(newStateCollector(insp, store, log))
+	defer p.rc.Close()
+	defer p.enq.Close()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	if err := servePprof(ctx, c.PprofAddr, log); err != nil {
 		return fmt.Errorf("pprof listener: %w", err)
 	}
+	if err := serveMetrics(ctx, c.MetricsAddr, p.metrics, log); err != nil {
+		return fmt.Errorf("metrics listener: %w", err)
+	}
+	return p.run(ctx, cancel, l, ready)
+}
+
+// prepare connects to Redis and builds what both roles use; on the embedded default it also
+// sets up local development and prints the demo key.
+func prepare(ctx context.Context, c *Config, log *slog.Logger, stdout io.Writer, l net.Listener) (*parts, error) {
+	rc, err := connectRedis(ctx, c, log)
+	if err != nil {
+		return nil, err
+	}
+	p := &parts{c: c, log: log, rc: rc, metrics: newMetrics()}
+	var localCA []byte
+	if p.store, err = registry.New(registry.Config{Client: rc.client, Retention: c.Retention}); err == nil && rc.embedded != nil {
+		if localCA, err = localDevelopment(c, log); err == nil {
+			err = printDemo(ctx, p.store, stdout, rc.embedded.Addr(), c.Home, l)
+		}
+	}
+	if err == nil {
+		p.client, err = httpClient(c, localCA)
+	}
+	if err != nil {
+		rc.Close()
+		return nil, err
+	}
+	p.enq = asynq.NewClientFromRedisClient(rc.client)
+	p.metrics.reg.MustRegister(newStateCollector(rc.client, p.store, log))
+	return p, nil
+}
+
+// run starts the roles c asks for and waits until ctx ends or one of them fails.
+func (p *parts) run(ctx context.Context, cancel context.CancelFunc, l net.Listener, ready func(string)) error {
+	c, log := p.c, p.log
 	var wg sync.WaitGroup
 	errc := make(chan error, 2)
 	if c.Role == "worker" || c.Role == "all" {
-		w, err := delivery.NewWorker(delivery.WorkerConfig{Redis: rc.asynq, RedisClient: rc.client, Store: store,
-			Enqueuer: enq, Client: client, Policy: c.Policy, AttemptTimeout: c.AttemptTimeout,
+		w, err := delivery.NewWorker(delivery.WorkerConfig{Redis: p.rc.asynq, RedisClient: p.rc.client, Store: p.store,
+			Enqueuer: p.enq, Client: p.client, Policy: c.Policy, AttemptTimeout: c.AttemptTimeout,
 			DisableAfter: c.DisableAfter, DisableMinWindow: minWindow(c.DisableMinWindow), Concurrency: c.Concurrency,
-			EndpointConcurrency: c.EndpointConcurrency, Servers: c.WorkerServers, SweepInterval: c.SweepInterval, UserAgent: userAgent(), Logger: log, Observer: m})
+			EndpointConcurrency: c.endpointConcurrency(), Servers: c.WorkerServers, QueueShards: c.queueShards(),
+			SweepInterval: c.SweepInterval, UserAgent: userAgent(), Logger: log, Observer: p.metrics})
 		if err != nil {
 			return err
 		}
 		wg.Add(1)
 		go func() { defer wg.Done(); errc <- w.Run(ctx) }()
 	}
-	if c.Role == "api" || c.Role == "all" {
-		srv, err := newAPI(c, store, enq, client, log, func(e *echo.Echo) {
-			m.mount(e)
-			mountDashboard(e, c.AdminToken, rc.asynq)
-		}, m.observeRequest)
+	if l != nil {
+		srv, err := newAPI(c, p.store, p.enq, p.client, log, func(e *echo.Echo) {
+			p.metrics.mount(e)
+			mountDashboard(e, c.AdminToken, p.rc.asynq)
+		}, p.metrics.observeRequest)
 		if err != nil {
 			cancel()
 			wg.Wait()
 			return err
-		}
-		l, err := net.Listen("tcp", c.Addr)
-		if err != nil {
-			cancel()
-			wg.Wait()
-			return fmt.Errorf("listen on %s: %w", c.Addr, err)
 		}
 		log.Info("webhookd API listening", "addr", l.Addr().String(), "role", c.Role, "version", version)
 		if ready != nil {
@@ -118,11 +153,15 @@ func minWindow(d time.Duration) time.Duration {
 
 func userAgent() string { return "webhookd/" + version }
 
-func httpClient(c *Config) (*http.Client, error) {
+// httpClient is the one webhook client; extraCA (PEM) is trusted besides WEBHOOKD_EXTRA_CA_FILE.
+func httpClient(c *Config, extraCA []byte) (*http.Client, error) {
 	allow, _ := parsePrefixes(c.AllowPrivateCIDRs)
 	ca, err := readCA(c.ExtraCAFile)
 	if err != nil {
 		return nil, fmt.Errorf("WEBHOOKD_EXTRA_CA_FILE: %w", err)
+	}
+	if len(extraCA) > 0 {
+		ca = append(append(ca, '\n'), extraCA...)
 	}
 	return delivery.NewHTTPClient(delivery.ClientConfig{AllowPrivate: allow, ExtraRootCAs: ca, DNSServer: c.DNSServer,
 		Control: dialCheck})
@@ -135,8 +174,8 @@ var dialCheck func(network, address string, c syscall.RawConn) error
 
 func newAPI(c *Config, store *registry.Store, enq delivery.Enqueuer, client *http.Client, log *slog.Logger,
 	extra func(*echo.Echo), observe func(string, string, int, time.Duration)) (*api.Server, error) {
-	svc, err := delivery.NewService(delivery.ServiceConfig{Store: store, Enqueuer: enq, Policy: c.Policy,
-		AttemptTimeout: c.AttemptTimeout, Logger: log})
+	svc, err := delivery.NewService(delivery.ServiceConfig{Store: store, Enqueuer: enq,
+		AttemptTimeout: c.AttemptTimeout, QueueShards: c.queueShards(), Logger: log})
 	if err != nil {
 		return nil, err
 	}
@@ -144,14 +183,40 @@ func newAPI(c *Config, store *registry.Store, enq delivery.Enqueuer, client *htt
 	probe := func(ctx context.Context, url string) error {
 		return delivery.Probe(ctx, client, url, userAgent(), c.ProbeTimeout)
 	}
-	return api.New(api.Config{Registry: store, Deliveries: svc, Probe: probe, Logger: log, TrustedProxies: proxies,
+	return api.New(api.Config{EndpointConcurrency: c.endpointConcurrency(), Registry: store, Deliveries: svc, Probe: probe, NewSecret: signing.NewSecret, Logger: log, TrustedProxies: proxies,
 		BodyLimit: c.BodyLimit, DefaultRateLimit: c.RateLimitPerMinute, UnavailableRetryAfter: c.UnavailableRetryAfter,
-		Extra: extra, Observe: observe})
+		PublicURL: strings.TrimSuffix(c.PublicURL, "/"), Extra: extra, Observe: observe})
 }
 
-// printDemo creates a demo tenant and an all-scopes key on the embedded Redis and prints them
-// on stdout (not to the log: keys never go to logs).
-func printDemo(ctx context.Context, store *registry.Store, stdout io.Writer, addr string) error {
+// localDevelopment makes the embedded default deliver to `webhookd listen` with nothing set
+// up: unless set otherwise, endpoints may resolve to loopback, and the local CA (made now if
+// listen has not made it yet) is trusted for endpoint TLS. Both are logged as warnings. It
+// returns the CA's PEM.
+func localDevelopment(c *Config, log *slog.Logger) ([]byte, error) {
+	if c.AllowPrivateCIDRs == "" {
+		c.AllowPrivateCIDRs = "127.0.0.0/8,::1/128"
+		log.Warn("embedded default: webhook URLs may resolve to loopback (127.0.0.0/8, ::1) for local development; set REDIS_URL for anything but a trial",
+			"allowPrivateCidrs", c.AllowPrivateCIDRs)
+	}
+	if c.Home == "" {
+		log.Warn("embedded default: no per-user directory (set WEBHOOKD_HOME): the local CA of webhookd listen is not trusted and demo.env is not written")
+		return nil, nil
+	}
+	ca, err := loadOrMakeCA(c.Home)
+	if err != nil {
+		return nil, err
+	}
+	log.Warn("embedded default: trusting the local development CA of webhookd listen for endpoint TLS", "caFile", ca.path)
+	return ca.certPEM, nil
+}
+
+// demoEnvFile holds API and KEY of the embedded default for shell lines (the README's quickstart).
+const demoEnvFile = "demo.env"
+
+// printDemo creates a demo tenant and an all-scopes key on the embedded Redis, prints them on
+// stdout (not to the log: keys never go to logs) and, when the API listens on l, writes API
+// and KEY to demo.env in home (mode 0600) so that shell lines can use them.
+func printDemo(ctx context.Context, store *registry.Store, stdout io.Writer, addr, home string, l net.Listener) error {
 	t, err := store.CreateTenant(ctx, "demo", 0)
 	if err != nil {
 		return err
@@ -162,5 +227,17 @@ func printDemo(ctx context.Context, store *registry.Store, stdout io.Writer, add
 	}
 	fmt.Fprintf(stdout, "webhookd: embedded Redis on %s; data is in memory only.\n", addr)
 	fmt.Fprintf(stdout, "webhookd: demo tenant %s, API key with all scopes:\n%s\n", t.ID, plain)
+	if l == nil || home == "" {
+		return nil
+	}
+	path := filepath.Join(home, demoEnvFile)
+	env := fmt.Sprintf("API=http://%s/api/v1\nKEY=%s\n", loopbackAddr(l.Addr()), plain)
+	if err := os.MkdirAll(home, 0o700); err != nil {
+		return err
+	}
+	if err := os.WriteFile(path, []byte(env), 0o600); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "webhookd: API and KEY for shell lines are in %s\n", path)
 	return nil
 }

@@ -72,7 +72,7 @@ func ssrfStack(t *testing.T, dns *deliverytest.DNSServer, allow string) *stack {
 }
 
 // receiverAt returns rc's URL with its host replaced by name.
-func receiverAt(t *testing.T, rc *receiver, name string) string {
+func receiverAt(t *testing.T, rc *deliverytest.Receiver, name string) string {
 	t.Helper()
 	u, err := url.Parse(rc.URL)
 	if err != nil {
@@ -90,7 +90,7 @@ func TestSSRFRegistrationMatrix(t *testing.T) {
 	dns := deliverytest.NewDNSServer(t)
 	cases := deliverytest.SSRFMatrix(dns)
 	dns.Set("hooks.example.com", netip.MustParseAddr("127.0.0.1"))
-	rc := newReceiver(t, statusResponder(http.StatusOK))
+	rc := deliverytest.NewReceiver(t, deliverytest.Status(http.StatusOK))
 	hook := receiverAt(t, rc, "hooks.example.com")
 	for _, run := range []struct{ name, allow string }{
 		{"nothing allowed", ""},
@@ -167,7 +167,7 @@ type hostile struct {
 // changes after registration and one rebinding name (the test's DNS server answers 127.0.0.1
 // on the first lookup, the probe's, and the target on every later one). It returns them once
 // every name answers its target.
-func registerHostile(t *testing.T, svc *service, key string, dns *deliverytest.DNSServer, rc *receiver,
+func registerHostile(t *testing.T, svc *service, key string, dns *deliverytest.DNSServer, rc *deliverytest.Receiver,
 	targets []string) []hostile {
 	t.Helper()
 	loop := []netip.Addr{netip.MustParseAddr("127.0.0.1")}
@@ -207,7 +207,7 @@ func wantBlockedDeliveries(t *testing.T, svc *service, key, evid string, port in
 	return blocked
 }
 
-func receiverPort(t *testing.T, rc *receiver) int {
+func receiverPort(t *testing.T, rc *deliverytest.Receiver) int {
 	t.Helper()
 	u, err := url.Parse(rc.URL)
 	if err != nil {
@@ -232,7 +232,7 @@ func TestSSRFDeliveryAfterRegistration(t *testing.T) {
 	svc := st.start(t, "--role", "api")
 	st.start(t, "--role", "worker")
 	_, key := st.tenant(t)
-	rc := newReceiver(t, statusResponder(http.StatusOK))
+	rc := deliverytest.NewReceiver(t, deliverytest.Status(http.StatusOK))
 	var targets []string
 	for _, pt := range deliverytest.PrivateTargets {
 		if !pt.Loopback {
@@ -242,7 +242,7 @@ func TestSSRFDeliveryAfterRegistration(t *testing.T) {
 	hs := registerHostile(t, svc, key, dns, rc, targets)
 	ev := svc.publish(t, key, registry.EventScanCompleted, scanData())
 	blocked := wantBlockedDeliveries(t, svc, key, ev.ID, receiverPort(t, rc), hs)
-	if n := rc.count(); n != 0 {
+	if n := rc.Count(); n != 0 {
 		t.Errorf("receiver got %d POSTs, want 0", n)
 	}
 	for _, h := range hs {
@@ -251,7 +251,7 @@ func TestSSRFDeliveryAfterRegistration(t *testing.T) {
 		}
 	}
 	t.Logf("SSRF delivery: tried %d, blocked %d (%d targets, each by a changed record and by rebinding); receiver got %d POSTs",
-		len(hs), blocked, len(targets), rc.count())
+		len(hs), blocked, len(targets), rc.Count())
 	offLoopback.check(t)
 }
 
@@ -264,12 +264,12 @@ func TestSSRFRebindingRealBinary(t *testing.T) {
 	apiProc, svc := st.startAPIProcess(t)
 	worker := st.startProcess(t, "serve", "--role", "worker")
 	_, key := st.tenant(t)
-	rc := newReceiver(t, statusResponder(http.StatusOK))
+	rc := deliverytest.NewReceiver(t, deliverytest.Status(http.StatusOK))
 	targets := []string{"169.254.169.254", "10.0.0.1", "fd00::1", "::ffff:192.168.0.1"}
 	hs := registerHostile(t, svc, key, dns, rc, targets)
 	ev := svc.publish(t, key, registry.EventScanCompleted, scanData())
 	blocked := wantBlockedDeliveries(t, svc, key, ev.ID, receiverPort(t, rc), hs)
-	if n := rc.count(); n != 0 {
+	if n := rc.Count(); n != 0 {
 		t.Errorf("receiver got %d POSTs, want 0", n)
 	}
 	for name, p := range map[string]*process{"api": apiProc, "worker": worker} {

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cert-ix/webhookd/delivery/deliverytest"
 	"github.com/cert-ix/webhookd/registry"
 	"github.com/cert-ix/webhookd/registry/registrytest"
 	"github.com/hibiken/asynq"
@@ -52,7 +53,7 @@ func TestThroughputScaleOut(t *testing.T) {
 			redisPids func() []int
 		)
 		if backend == "cluster" {
-			takeClusterTurn(t)
+			registrytest.TakeClusterTurn(t)
 			cluster = registrytest.StartCluster(t)
 			flush = func(t *testing.T) {}
 			redisPids = cluster.Pids
@@ -111,7 +112,7 @@ func measureThroughput(t *testing.T, st *stack, n int, redisPids []int) (float64
 		workers = append(workers, st.startProcess(t, "serve", "--role", "worker"))
 	}
 	_, key := st.tenant(t)
-	rc := newReceiver(t, statusResponder(http.StatusNoContent))
+	rc := deliverytest.NewReceiver(t, deliverytest.Status(http.StatusNoContent))
 	api.createEndpoint(t, key, rc.URL, []string{registry.EventScanCompleted}, nil)
 
 	procs := map[string]int{"api": apiProc.cmd.Process.Pid, "test(publishers+receiver)": os.Getpid()}
@@ -141,7 +142,7 @@ func measureThroughput(t *testing.T, st *stack, n int, redisPids []int) (float64
 	close(next)
 	wg.Wait()
 	published := time.Since(start)
-	waitFor(t, 5*time.Minute, "every event delivered", func() bool { return rc.count() >= throughputEvents })
+	waitFor(t, 5*time.Minute, "every event delivered", func() bool { return rc.Count() >= throughputEvents })
 	elapsed := time.Since(start)
 	after, machineAfter := cpuTicks(t, procs), machineTicks(t)
 	pct := func(ticks int64) float64 { return float64(ticks) / 100 / elapsed.Seconds() * 100 }

@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -132,21 +133,20 @@ func startClusterNode(bin, dir string, used map[int]bool) (*Server, error) {
 	}
 	var lastErr error
 	for range 20 {
-		port, err := freePort()
+		port, err := FreePort()
 		if err != nil {
 			return nil, err
 		}
-		if port+10000 > 65535 || used[port] || used[port+10000] || !portFree(port+10000) {
+		if port+10000 > 65535 || used[port] || used[port+10000] || !PortFree(port+10000) {
 			continue
 		}
-		s := &Server{Addr: "127.0.0.1:" + strconv.Itoa(port), Dir: dir}
-		s.args = []string{"--bind", "127.0.0.1", "--port", strconv.Itoa(port), "--dir", dir, "--save", "",
+		args := []string{"--bind", "127.0.0.1", "--port", strconv.Itoa(port), "--dir", dir, "--save", "",
 			"--appendonly", "yes", "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
 			"--logfile", "redis.log",
 			"--cluster-node-timeout", strconv.Itoa(int(ClusterNodeTimeout.Milliseconds())),
 			// Replicas sync at once instead of waiting 5s for more replicas to share a transfer.
 			"--repl-diskless-sync-delay", "0"}
-		s.cmd = exec.Command(bin, s.args...)
+		s := newServer(bin, port, dir, "", args)
 		if lastErr = s.start(); lastErr == nil {
 			used[port], used[port+10000] = true, true
 			return s, nil
@@ -158,7 +158,8 @@ func startClusterNode(bin, dir string, used map[int]bool) (*Server, error) {
 	return nil, lastErr
 }
 
-func portFree(port int) bool {
+// PortFree reports whether a loopback TCP port can be listened on now.
+func PortFree(port int) bool {
 	l, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(port))
 	if err != nil {
 		return false
@@ -174,14 +175,6 @@ func (c *Cluster) Addrs() []string {
 		out[i] = s.Addr
 	}
 	return out
-}
-
-// Pid returns the server's process id (for CPU sampling), 0 when it is not running.
-func (s *Server) Pid() int {
-	if s.cmd == nil || s.cmd.Process == nil || s.cmd.ProcessState != nil {
-		return 0
-	}
-	return s.cmd.Process.Pid
 }
 
 // Pids returns the process id of every live node.
@@ -332,66 +325,80 @@ func (c *Cluster) waitHealthy(timeout time.Duration) error {
 	}
 }
 
+// healthy checks, on every live node, that the cluster is ok, that the node sees every other
+// live node connected in its true role and no dead or failed node serving slots, and that a
+// replica is in sync.
 func (c *Cluster) healthy(ctx context.Context) error {
-	live := c.liveIndexes()
-	byAddr := map[string]int{}
-	for i, s := range c.nodes {
-		byAddr[s.Addr] = i
-	}
 	roles := map[int]string{}
-	for _, i := range live {
+	for _, i := range c.liveIndexes() {
 		role, err := c.role(ctx, i)
 		if err != nil {
 			return err
 		}
 		roles[i] = role
 	}
-	for _, i := range live {
-		addr := c.nodes[i].Addr
-		info, err := c.admins[i].ClusterInfo(ctx).Result()
-		if err != nil {
-			return fmt.Errorf("CLUSTER INFO on %s: %w", addr, err)
+	for _, i := range c.liveIndexes() {
+		if err := c.nodeHealthy(ctx, i, roles); err != nil {
+			return err
 		}
-		if !strings.Contains(info, "cluster_state:ok") {
-			return fmt.Errorf("%s: cluster_state is not ok", addr)
+	}
+	return nil
+}
+
+// nodeHealthy is healthy's check of node i; roles holds every live node's role.
+func (c *Cluster) nodeHealthy(ctx context.Context, i int, roles map[int]string) error {
+	addr := c.nodes[i].Addr
+	info, err := c.admins[i].ClusterInfo(ctx).Result()
+	if err != nil {
+		return fmt.Errorf("CLUSTER INFO on %s: %w", addr, err)
+	}
+	if !strings.Contains(info, "cluster_state:ok") {
+		return fmt.Errorf("%s: cluster_state is not ok", addr)
+	}
+	nodes, err := c.admins[i].ClusterNodes(ctx).Result()
+	if err != nil {
+		return fmt.Errorf("CLUSTER NODES on %s: %w", addr, err)
+	}
+	for _, line := range strings.Split(strings.TrimSpace(nodes), "\n") {
+		if err := c.peerSeen(addr, strings.Fields(line), roles); err != nil {
+			return err
 		}
-		nodes, err := c.admins[i].ClusterNodes(ctx).Result()
-		if err != nil {
-			return fmt.Errorf("CLUSTER NODES on %s: %w", addr, err)
-		}
-		for _, line := range strings.Split(strings.TrimSpace(nodes), "\n") {
-			f := strings.Fields(line)
-			if len(f) < 8 {
-				continue
-			}
-			j, ok := byAddr[strings.SplitN(f[1], "@", 2)[0]]
-			if !ok {
-				return fmt.Errorf("%s knows a node %s that is not ours", addr, f[1])
-			}
-			flags := f[2]
-			master := strings.Contains(flags, "master")
-			if len(f) > 8 && master && (c.isDead(j) || strings.Contains(flags, "fail")) {
-				return fmt.Errorf("%s sees slots served by %s (%s)", addr, f[1], flags)
-			}
-			if c.isDead(j) {
-				continue
-			}
-			if strings.Contains(flags, "fail") || f[7] != "connected" {
-				return fmt.Errorf("%s sees live node %s as %s/%s", addr, f[1], flags, f[7])
-			}
-			if want := roles[j]; (want == "master") != master {
-				return fmt.Errorf("%s sees %s as %s, it is a %s", addr, f[1], flags, want)
-			}
-		}
-		if roles[i] == "slave" {
-			repl, err := c.admins[i].Info(ctx, "replication").Result()
-			if err != nil {
-				return fmt.Errorf("INFO replication on %s: %w", addr, err)
-			}
-			if !strings.Contains(repl, "master_link_status:up") {
-				return fmt.Errorf("replica %s is not in sync with its master", addr)
-			}
-		}
+	}
+	if roles[i] != "slave" {
+		return nil
+	}
+	repl, err := c.admins[i].Info(ctx, "replication").Result()
+	if err != nil {
+		return fmt.Errorf("INFO replication on %s: %w", addr, err)
+	}
+	if !strings.Contains(repl, "master_link_status:up") {
+		return fmt.Errorf("replica %s is not in sync with its master", addr)
+	}
+	return nil
+}
+
+// peerSeen checks one line f of CLUSTER NODES as the node at addr sees it.
+func (c *Cluster) peerSeen(addr string, f []string, roles map[int]string) error {
+	if len(f) < 8 {
+		return nil
+	}
+	j := slices.IndexFunc(c.nodes, func(s *Server) bool { return s.Addr == strings.SplitN(f[1], "@", 2)[0] })
+	if j < 0 {
+		return fmt.Errorf("%s knows a node %s that is not ours", addr, f[1])
+	}
+	flags := f[2]
+	master := strings.Contains(flags, "master")
+	if len(f) > 8 && master && (c.isDead(j) || strings.Contains(flags, "fail")) {
+		return fmt.Errorf("%s sees slots served by %s (%s)", addr, f[1], flags)
+	}
+	if c.isDead(j) {
+		return nil
+	}
+	if strings.Contains(flags, "fail") || f[7] != "connected" {
+		return fmt.Errorf("%s sees live node %s as %s/%s", addr, f[1], flags, f[7])
+	}
+	if want := roles[j]; (want == "master") != master {
+		return fmt.Errorf("%s sees %s as %s, it is a %s", addr, f[1], flags, want)
 	}
 	return nil
 }

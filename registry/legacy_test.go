@@ -1,0 +1,178 @@
+package registry_test
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/cert-ix/webhookd/registry"
+	"github.com/google/uuid"
+	"github.com/redis/go-redis/v9"
+)
+
+// legacyEvent writes an event as the earlier format stored it (id, type, createdAt, body,
+// deliveries, lane and requestHash fields; its id alone under its idempotency key), indexed by
+// type and scan, and returns its id.
+func (e *env) legacyEvent(t *testing.T, tid, scanID, idemKey, hash string, deliveries int) string {
+	t.Helper()
+	ctx := t.Context()
+	id := "evt_" + uuid.NewString()[:8] + "legacy0000000000000000"
+	at := strconv.FormatInt(e.clock.Now().UnixMilli(), 10)
+	body := fmt.Sprintf(`{"id":%q,"type":"scan.completed","timestamp":"2026-01-01T00:00:00Z","data":{"scanId":%q,"scanType":"zap"}}`,
+		id, scanID)
+	lane := registry.LaneOf(scanID)
+	k := registry.LegacyEventKeyOf(tid, id)
+	if err := e.rdb.HSet(ctx, k, "id", id, "type", registry.EventScanCompleted, "createdAt", at, "body", body,
+		"deliveries", deliveries, "lane", lane, "requestHash", hash).Err(); err != nil {
+		t.Fatal(err)
+	}
+	e.rdb.ZAdd(ctx, registry.EventsKeyOf(tid, registry.EventScanCompleted), redisZ(at, id))
+	e.rdb.ZAdd(ctx, registry.ScanEventsKeyOf(tid, lane), redisZ(at, id))
+	e.rdb.Set(ctx, registry.IdempotencyKeyOf(tid, idemKey), id, 0)
+	return id
+}
+
+// TestLegacyEventRecords: an event stored in the earlier format reads, lists, replays and
+// delivers as one stored now.
+func TestLegacyEventRecords(t *testing.T) {
+	eachBackend(t, registry.Config{}, func(t *testing.T, e *env) {
+		ctx := t.Context()
+		tn := e.tenant(t, 0)
+		ep := e.endpoint(t, tn.ID, registry.EventScanCompleted)
+		scan := uuid.NewString()
+		id := e.legacyEvent(t, tn.ID, scan, "old-key", "hash-1", 1)
+
+		ev, err := e.store.Event(ctx, tn.ID, id)
+		if err != nil || ev.ID != id || ev.Type != registry.EventScanCompleted || !ev.CreatedAt.Equal(e.clock.Now().Truncate(1e6)) {
+			t.Fatalf("Event = %+v, %v; want the legacy event as written", ev, err)
+		}
+		for _, f := range []registry.EventFilter{{}, {ScanID: scan}, {Type: registry.EventScanCompleted}} {
+			evs, total, err := e.store.ListEvents(ctx, tn.ID, f, registry.Page{Page: 1, Limit: 10})
+			if err != nil || total != 1 || len(evs) != 1 || evs[0].ID != id || string(evs[0].Data) == "" {
+				t.Errorf("ListEvents(%+v) = %v (total %d), %v; want the legacy event with its data", f, evs, total, err)
+			}
+		}
+
+		t.Run("its idempotency key replays it or refuses another request", func(t *testing.T) {
+			n := registry.NewEvent{ID: "evt_new", Type: registry.EventScanCompleted, CreatedAt: e.clock.Now(),
+				Body: []byte(`{}`), IdempotencyKey: "old-key", RequestHash: "hash-1"}
+			st, err := e.store.PublishEvent(ctx, tn.ID, n)
+			if err != nil || !st.Replayed || st.Event.ID != id || st.Deliveries != 1 {
+				t.Errorf("same request = %+v, %v; want the legacy event replayed with 1 delivery", st, err)
+			}
+			n.RequestHash = "hash-2"
+			_, err = e.store.PublishEvent(ctx, tn.ID, n)
+			wantCode(t, err, registry.CodeIdempotencyKeyReused)
+		})
+
+		t.Run("it is delivered and shows its delivery", func(t *testing.T) {
+			qs := e.fanout(t, ev, ep.ID)
+			if len(qs) != 1 {
+				t.Fatalf("fan-out queued %d deliveries, want 1", len(qs))
+			}
+			items, _ := e.take(t, tn.ID, ep.ID, 1, 10)
+			if len(items) != 1 || items[0].EventID != id || string(items[0].Body) == "" {
+				t.Fatalf("Take = %+v, want the legacy event's delivery with its body", items)
+			}
+			want, _ := e.store.Event(ctx, tn.ID, id)
+			if string(items[0].Body) != string(want.Body) {
+				t.Errorf("body taken = %s, want %s", items[0].Body, want.Body)
+			}
+			e.finish(t, tn.ID, ep.ID, lenient, registry.Outcome{Item: items[0], Outcome: registry.OutcomeSuccess,
+				Attempt: e.sentAttempt(200)})
+			_, ds, err := e.store.EventWithDeliveries(ctx, tn.ID, id)
+			if err != nil || len(ds) != 1 || ds[0].Status != registry.DeliverySucceeded || ds[0].LastStatusCode != 200 {
+				t.Errorf("EventWithDeliveries = %+v, %v; want one succeeded delivery (200)", ds, err)
+			}
+		})
+	})
+}
+
+// TestLegacyDeliveryRecords: a delivery record of the earlier format (its id in a field, its
+// first attempt in JSON) reads as one written now and takes further attempts after it.
+func TestLegacyDeliveryRecords(t *testing.T) {
+	eachBackend(t, registry.Config{}, func(t *testing.T, e *env) {
+		ctx := t.Context()
+		tn := e.tenant(t, 0)
+		ep := e.endpoint(t, tn.ID, registry.EventScanCompleted)
+		q := e.deliver(t, tn.ID, ep.ID)
+		e.attempt(t, tn.ID, q, registry.OutcomeFailure, lenient)
+		started := e.clock.Now().Add(-time.Second).UTC()
+		first := fmt.Sprintf(`{"number":1,"startedAt":%q,"durationMs":9,"statusCode":502,"error":"","responseBody":"bad gateway"}`,
+			started.Format(time.RFC3339Nano))
+		if err := e.rdb.HSet(ctx, registry.DeliveryKeyOf(tn.ID, q.DeliveryID), "id", q.DeliveryID, "first", first).Err(); err != nil {
+			t.Fatal(err)
+		}
+		e.clock.Advance(time.Minute)
+		e.attempt(t, tn.ID, e.run(t, tn.ID, q), registry.OutcomeFailure, lenient)
+		d, err := e.store.Delivery(ctx, tn.ID, ep.ID, q.DeliveryID, true)
+		if err != nil || d.ID != q.DeliveryID || len(d.Attempts) != 2 || d.AttemptCount != 2 {
+			t.Fatalf("Delivery = %+v, %v; want it with 2 attempts", d, err)
+		}
+		a, b := d.Attempts[0], d.Attempts[1]
+		if a.Number != 1 || a.StatusCode != 502 || a.ResponseBody != "bad gateway" || !a.StartedAt.Equal(started) ||
+			b.Number != 2 || b.StatusCode != 500 || b.DurationMs != 250 {
+			t.Errorf("attempts = %+v, want the JSON first (502) and a second (500)", d.Attempts)
+		}
+		ev, _ := e.store.Delivery(ctx, tn.ID, ep.ID, q.DeliveryID, false)
+		_, ds, err := e.store.EventWithDeliveries(ctx, tn.ID, ev.EventID)
+		if err != nil || len(ds) != 1 || ds[0].LastStatusCode != 500 {
+			t.Errorf("EventWithDeliveries = %+v, %v; want the last attempt's 500", ds, err)
+		}
+	})
+}
+
+func redisZ(score, member string) redis.Z {
+	f, _ := strconv.ParseFloat(score, 64)
+	return redis.Z{Score: f, Member: member}
+}
+
+// A delivery that succeeded at once, with a receiver's short answer, keeps a record Redis
+// encodes compactly (a listpack, every value under 64 bytes) for the retention period.
+func TestDeliveredRecordIsCompact(t *testing.T) {
+	eachBackend(t, registry.Config{}, func(t *testing.T, e *env) {
+		if !strings.HasSuffix(t.Name(), "/redis-server") {
+			t.Skip("the embedded Redis has no encodings to look at")
+		}
+		tn := e.tenant(t, 0)
+		ep := e.endpoint(t, tn.ID, registry.EventScanCompleted)
+		q := e.deliver(t, tn.ID, ep.ID)
+		items, _ := e.take(t, tn.ID, ep.ID, e.leaseOf(t, tn.ID, ep.ID), 1)
+		e.finish(t, tn.ID, ep.ID, lenient, registry.Outcome{Item: items[0], Outcome: registry.OutcomeSuccess,
+			Attempt: &registry.Attempt{Number: 1, StartedAt: e.clock.Now(), DurationMs: 12, StatusCode: 200,
+				ResponseBody: `{"received":true}`}})
+		key := registry.DeliveryKeyOf(tn.ID, q.DeliveryID)
+		if enc := e.rdb.ObjectEncoding(t.Context(), key).Val(); enc != "listpack" {
+			t.Errorf("the delivered record is encoded as %q, want listpack: %v", enc, e.rdb.HGetAll(t.Context(), key).Val())
+		}
+	})
+}
+
+// A large event's body is kept compressed and read back as published, by event reads and by a
+// drain's Take alike.
+func TestLargeBodyKeptCompressed(t *testing.T) {
+	eachBackend(t, registry.Config{InlineFanout: 32}, func(t *testing.T, e *env) {
+		ctx := t.Context()
+		tn := e.tenant(t, 0)
+		ep := e.endpoint(t, tn.ID, registry.EventScanCompleted)
+		b := e.newBatch(1, "")
+		findings := strings.Repeat(`{"cve":"CVE-2026-0001","severity":"high","host":"10.0.0.7"},`, 60)
+		b.Events[0].Body = []byte(`{"type":"scan.completed","data":{"findings":[` + strings.TrimSuffix(findings, ",") + `]}}`)
+		if _, err := e.store.PublishEvents(ctx, tn.ID, b); err != nil {
+			t.Fatal(err)
+		}
+		id, body := b.Events[0].ID, string(b.Events[0].Body)
+		if kept := e.rdb.StrLen(ctx, registry.EventKeyOf(tn.ID, id)).Val(); kept == 0 || kept > int64(len(body))/2 {
+			t.Errorf("a %d-byte body is kept in a %d-byte record, want under half", len(body), kept)
+		}
+		if ev, err := e.store.Event(ctx, tn.ID, id); err != nil || string(ev.Body) != body {
+			t.Errorf("Event = %v; body read back differs from the one published", err)
+		}
+		items, _ := e.take(t, tn.ID, ep.ID, e.leaseOf(t, tn.ID, ep.ID), 1)
+		if len(items) != 1 || string(items[0].Body) != body {
+			t.Errorf("Take = %d items; body taken differs from the one published", len(items))
+		}
+	})
+}

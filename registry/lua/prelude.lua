@@ -1,0 +1,242 @@
+-- Helpers every delivery script shares, after the key functions (keys.go) and the entry
+-- encodings (outbox.go, queue.go). A script runs atomically inside one tenant's hash tag.
+--
+-- A delivery waiting for an attempt is "queued": its id is in its endpoint's pending index,
+-- which is also the endpoint's queue, and its queue entry is a field of the endpoint's pend
+-- hash. A delivery never attempted has no record of its own: the entry is all there is, and
+-- reads answer from it. The endpoint's drain key holds the number of the one drain task that
+-- works its queue, with a lease; wake schedules one when none holds it.
+--
+-- On an endpoint ordered by scan, the deliveries of one scan form a lane: its head is queued,
+-- in flight or retrying, and the others wait behind it in publish order, in the lane's list
+-- and the waiting index (shown as pending), each entry naming the delivery before it. When
+-- the head succeeds or fails for good, Finish puts the next on the queue (promote).
+
+-- NS is the namespace of delivery ids; a script that derives ids sets it from its arguments.
+local NS = ''
+
+-- deliveryId is registry.DeliveryID: a UUIDv5 (SHA-1) of the namespace, event and endpoint.
+local function deliveryId(evid, eid)
+  local h = redis.sha1hex(NS .. evid .. '/' .. eid)
+  local v = tonumber(string.sub(h, 17, 17), 16) % 4 + 8
+  return string.sub(h, 1, 8) .. '-' .. string.sub(h, 9, 12) .. '-5' .. string.sub(h, 14, 16) .. '-' ..
+    string.format('%x', v) .. string.sub(h, 18, 20) .. '-' .. string.sub(h, 21, 32)
+end
+
+-- wake makes sure a drain of the endpoint's queue is scheduled. It returns "eid:n" for the
+-- caller to queue (in the outbox until that drain ends), or nil when one holds the lease.
+local function wake(tag, eid, now)
+  local q = drainKey(tag, eid)
+  if redis.call('EXISTS', q) == 1 then return nil end
+  local n = redis.call('INCR', drainCountKey(tag, eid))
+  redis.call('SET', q, n, 'PX', LEASE)
+  redis.call('ZADD', outboxKey(tag), now, drainEntry(eid, n))
+  return eid .. ':' .. n
+end
+
+-- move re-indexes a delivery whose status and createdAt the caller already read.
+local function move(tag, eid, did, old, new, score, now)
+  redis.call('HSET', deliveryKey(tag, did), 'status', new, 'updatedAt', now)
+  if old == new then return end
+  if old then redis.call('ZREM', statusKey(tag, eid, old), did) end
+  redis.call('ZADD', statusKey(tag, eid, new), score, did)
+end
+
+local function setStatus(tag, eid, did, new, now)
+  local cur = redis.call('HMGET', deliveryKey(tag, did), 'status', 'createdAt')
+  move(tag, eid, did, cur[1], new, cur[2], now)
+end
+
+-- place puts a delivery in run gen on its endpoint's queue, or, when ordered and its lane has
+-- another head, behind the lane's last delivery. It returns true when the delivery is queued.
+local function place(tag, eid, did, evid, etype, created, gen, rec, run, lane, ordered, retsec)
+  local pend = queueKey(tag, eid)
+  if ordered and lane ~= '' then
+    local lk = lanesKey(tag, eid)
+    local head = redis.call('HGET', lk, lane)
+    if head and head ~= did then
+      local list = laneKey(tag, eid, lane)
+      local before = redis.call('LINDEX', list, -1) or head
+      redis.call('RPUSH', list, did)
+      redis.call('EXPIRE', list, retsec)
+      redis.call('ZADD', statusKey(tag, eid, WAITING), created, did)
+      redis.call('HSET', pend, did, queueEntry(evid, etype, created, gen, rec, run, lane, before))
+      return false
+    end
+    redis.call('HSET', lk, lane, did)
+  end
+  redis.call('ZADD', statusKey(tag, eid, 'pending'), created, did)
+  redis.call('HSET', pend, did, queueEntry(evid, etype, created, gen, rec, run, lane, ''))
+  return true
+end
+
+-- enqueue places a delivery that has a record in run gen with run attempts made so far (see
+-- place); it returns true when the delivery is queued.
+local function enqueue(tag, eid, did, gen, run, now, ordered, retsec)
+  local k = deliveryKey(tag, did)
+  local cur = redis.call('HMGET', k, 'status', 'createdAt', 'eventId', 'eventType', 'lane')
+  redis.call('HSET', k, 'status', 'pending', 'updatedAt', now, 'nextAttemptAt', now)
+  if cur[1] then redis.call('ZREM', statusKey(tag, eid, cur[1]), did) end
+  if cur[1] == 'pending' then redis.call('ZREM', statusKey(tag, eid, WAITING), did) end
+  return place(tag, eid, did, cur[3], cur[4], cur[2], gen, '1', run, cur[5] or '', ordered, retsec)
+end
+
+-- requeue places a delivery that has a record in a new run: a new generation (older timers
+-- and attempts of it are stale) and a fresh attempt budget.
+local function requeue(tag, eid, did, now, ordered, retsec)
+  local gen = redis.call('HINCRBY', deliveryKey(tag, did), 'generation', 1)
+  redis.call('HSET', deliveryKey(tag, did), 'runAttempts', 0)
+  return enqueue(tag, eid, did, gen, 0, now, ordered, retsec)
+end
+
+-- holdQueued holds every delivery of one index of queue entries (the queue, or the waiting
+-- index) in a new generation; it returns how many.
+local function holdQueued(tag, eid, idx, now, retsec)
+  local n = 0
+  local pk = queueKey(tag, eid)
+  local queued = redis.call('ZRANGE', idx, 0, -1, 'WITHSCORES')
+  for i = 1, #queued, 2 do
+    local did = queued[i]
+    local entry = redis.call('HGET', pk, did)
+    local k = deliveryKey(tag, did)
+    local held = true
+    if redis.call('EXISTS', k) == 1 then
+      redis.call('HINCRBY', k, 'generation', 1)
+      redis.call('HSET', k, 'nextAttemptAt', '', 'status', 'held', 'updatedAt', now)
+    elseif entry then
+      local evid, etype, created, gen, rec, run, lane = parseEntry(entry)
+      redis.call('HSET', k, 'webhookId', eid, 'eventId', evid, 'eventType', etype, 'status', 'held',
+        'attemptCount', 0, 'runAttempts', 0, 'generation', gen + 1, 'createdAt', created, 'updatedAt', now,
+        'nextAttemptAt', '')
+      if lane ~= '' then redis.call('HSET', k, 'lane', lane) end
+      redis.call('EXPIRE', k, retsec)
+    else
+      held = false
+    end
+    if held then
+      redis.call('ZADD', statusKey(tag, eid, 'held'), queued[i + 1], did)
+      n = n + 1
+    end
+  end
+  redis.call('DEL', idx)
+  return n
+end
+
+-- clearLanes forgets an endpoint's scan lanes (their deliveries were held or queued).
+local function clearLanes(tag, eid)
+  local lk = lanesKey(tag, eid)
+  for _, lane in ipairs(redis.call('HKEYS', lk)) do redis.call('DEL', laneKey(tag, eid, lane)) end
+  redis.call('DEL', lk)
+end
+
+-- holdAll holds every queued, waiting and retrying delivery of a disabled endpoint, each in a
+-- new generation so that drains and timers already under way find it stale. Re-enabling
+-- queues them again in creation order, so lanes form again as they were.
+local function holdAll(tag, eid, now, retsec)
+  local n = holdQueued(tag, eid, statusKey(tag, eid, 'pending'), now, retsec)
+  n = n + holdQueued(tag, eid, statusKey(tag, eid, WAITING), now, retsec)
+  redis.call('DEL', queueKey(tag, eid))
+  clearLanes(tag, eid)
+  for _, did in ipairs(redis.call('ZRANGE', statusKey(tag, eid, 'retrying'), 0, -1)) do
+    local k = deliveryKey(tag, did)
+    if redis.call('EXISTS', k) == 1 then
+      redis.call('HINCRBY', k, 'generation', 1)
+      redis.call('HSET', k, 'nextAttemptAt', '')
+      setStatus(tag, eid, did, 'held', now)
+      n = n + 1
+    else
+      redis.call('ZREM', statusKey(tag, eid, 'retrying'), did)
+    end
+  end
+  return n
+end
+
+local function disable(ek, reason, now)
+  redis.call('HSET', ek, 'status', 'disabled', 'disabledReason', reason, 'disabledAt', now, 'updatedAt', now)
+end
+
+-- storeEvent writes an event's record for the retention period, one string (eventrecord.go):
+-- "type|at|lane|exclude|body", at its creation in ms, lane its scan's ('' for none), exclude
+-- the endpoint left out ('' for none).
+local function storeEvent(k, etype, now, body, lane, exclude, retsec)
+  redis.call('SET', k, etype .. '|' .. now .. '|' .. lane .. '|' .. exclude .. '|' .. body, 'EX', retsec)
+end
+
+-- readEvent reads an event's record as {type, at, lane, exclude, body}, from the string or,
+-- for an event stored by an earlier version, from its hash; nil when it is gone.
+local function readEvent(tag, evid)
+  local v = redis.call('GET', eventKey(tag, evid))
+  if v then
+    local _, e, typ, at, lane, exclude = string.find(v, '^([^|]*)|([^|]*)|([^|]*)|([^|]*)|')
+    return {typ, at, lane, exclude, string.sub(v, e + 1)}
+  end
+  local h = redis.call('HMGET', legacyEventKey(tag, evid), 'type', 'at', 'lane', 'exclude', 'body', 'createdAt')
+  if not h[1] then return nil end
+  return {h[1], h[2] or h[6], h[3] or '', h[4] or '', h[5] or ''}
+end
+
+local function newDelivery(tag, did, eid, evid, etype, status, now, retsec, lane)
+  local k = deliveryKey(tag, did)
+  local next = ''
+  if status == 'pending' then next = now end
+  redis.call('HSET', k, 'webhookId', eid, 'eventId', evid, 'eventType', etype, 'status', status,
+    'attemptCount', 0, 'runAttempts', 0, 'generation', 0, 'createdAt', now, 'updatedAt', now, 'nextAttemptAt', next)
+  if lane ~= '' then redis.call('HSET', k, 'lane', lane) end
+  redis.call('EXPIRE', k, retsec)
+  redis.call('ZADD', statusKey(tag, eid, status), now, did)
+end
+
+-- fanOut creates one delivery of the event per endpoint (but exclude) unless it exists: queued or waiting in
+-- its scan's lane (no record) for an active endpoint, held (with a record) for a disabled one.
+-- It returns the drains to schedule (see wake) for the endpoints with queued deliveries.
+local function fanOut(tag, evid, etype, lane, eids, now, retsec, fresh, exclude)
+  local out = {}
+  for _, eid in ipairs(eids) do
+    local ep = {false}
+    if eid ~= exclude then ep = redis.call('HMGET', endpointKey(tag, eid), 'status', 'ordering') end
+    local st = ep[1]
+    if st then
+      local did = deliveryId(evid, eid)
+      local exists, queued = false, false
+      if not fresh then
+        if redis.call('HEXISTS', queueKey(tag, eid), did) == 1 then
+          exists, queued = true, true
+        elseif redis.call('EXISTS', deliveryKey(tag, did)) == 1 then
+          exists = true
+        end
+      end
+      if not exists then
+        local l = '' -- a lane only on an endpoint ordered by scan
+        if ep[2] == 'scan' then l = lane end
+        if st == 'active' then
+          queued = place(tag, eid, did, evid, etype, now, 0, '0', 0, l, true, retsec)
+        else
+          newDelivery(tag, did, eid, evid, etype, 'held', now, retsec, l)
+        end
+      end
+      if queued then
+        local w = wake(tag, eid, now)
+        if w then table.insert(out, w) end
+      end
+    end
+  end
+  return out
+end
+
+-- emit records an operational event about an endpoint for the tenant's other endpoints that
+-- subscribe to its type: an op record and its outbox entry, until delivery publishes it as an
+-- event. fields is a flat list of the record's other fields; seed tells apart events of one type
+-- and endpoint recorded in the same millisecond. Nothing is recorded when no other endpoint
+-- subscribes. Called only by the script that makes the change, so each is recorded once. It
+-- returns the op's id, or nil.
+local function emit(tag, typ, eid, now, retsec, seed, fields)
+  local subs = subscribersKey(tag, typ)
+  local n = redis.call('SCARD', subs)
+  if n == 0 or (n == 1 and redis.call('SISMEMBER', subs, eid) == 1) then return end
+  local opid = string.sub(redis.sha1hex(typ .. '|' .. eid .. '|' .. now .. '|' .. seed), 1, 32)
+  local k = opKey(tag, opid)
+  redis.call('HSET', k, 'type', typ, 'webhookId', eid, 'at', now, unpack(fields))
+  redis.call('EXPIRE', k, retsec)
+  redis.call('ZADD', outboxKey(tag), now, opEntry(opid))
+  return opid
+end
