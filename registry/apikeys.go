@@ -89,15 +89,10 @@ func (s *Store) CreateAPIKey(ctx context.Context, p NewKeyParams) (*APIKey, stri
 	if err != nil {
 		return nil, "", err
 	}
-	idPart, err := randomBase62(keyIDLen)
+	idPart, plain, err := newToken(KeyPrefix)
 	if err != nil {
 		return nil, "", err
 	}
-	secretPart, err := randomBase62(keySecretLen)
-	if err != nil {
-		return nil, "", err
-	}
-	plain := KeyPrefix + idPart + secretPart
 	now := s.now().UTC()
 	k := &APIKey{
 		ID: "key_" + idPart, TenantID: p.TenantID, Name: p.Name, Scopes: dedupe(p.Scopes),
@@ -146,21 +141,33 @@ func (s *Store) recopyTenant(ctx context.Context, k *APIKey) error {
 // key; the hash comparison is constant-time. Status and expiry are left to the caller, which
 // must check them in the contract's order.
 func (s *Store) LookupAPIKey(ctx context.Context, plain string) (*APIKey, error) {
-	id, ok := tokenID(plain, KeyPrefix)
-	if !ok {
-		return nil, E(CodeInvalidAPIKey)
-	}
 	var k APIKey
-	if err := s.getJSON(ctx, apiKeyKey("key_"+id), &k); err != nil {
-		if errors.Is(err, redis.Nil) {
-			return nil, E(CodeInvalidAPIKey)
-		}
-		return nil, storeErr("get api key", err)
-	}
-	if !hashMatches(k.Hash, plain) {
-		return nil, E(CodeInvalidAPIKey)
+	if err := s.lookupToken(ctx, plain, KeyPrefix, func(id string) string { return apiKeyKey("key_" + id) },
+		&k, &k.Hash, CodeInvalidAPIKey, "get api key"); err != nil {
+		return nil, err
 	}
 	return &k, nil
+}
+
+// lookupToken reads into v the JSON record a token names (key, from the id in the token) and
+// checks the token against the record's hash (*hash, filled by the read). A malformed or unknown
+// token, or one whose hash does not match, is the *Error invalid.
+func (s *Store) lookupToken(ctx context.Context, token, prefix string, key func(id string) string, v any,
+	hash *string, invalid Code, what string) error {
+	id, ok := tokenID(token, prefix)
+	if !ok {
+		return E(invalid)
+	}
+	if err := s.getJSON(ctx, key(id), v); err != nil {
+		if errors.Is(err, redis.Nil) {
+			return E(invalid)
+		}
+		return storeErr(what, err)
+	}
+	if !hashMatches(*hash, token) {
+		return E(invalid)
+	}
+	return nil
 }
 
 // tokenID returns the id part of a plain key or token: prefix, then keyIDLen base62 characters
@@ -171,6 +178,19 @@ func tokenID(plain, prefix string) (string, bool) {
 		return "", false
 	}
 	return body[:keyIDLen], true
+}
+
+// newToken makes a token: prefix, keyIDLen random base62 characters that name its record
+// (idPart), then keySecretLen secret ones.
+func newToken(prefix string) (idPart, token string, err error) {
+	if idPart, err = randomBase62(keyIDLen); err != nil {
+		return "", "", err
+	}
+	secretPart, err := randomBase62(keySecretLen)
+	if err != nil {
+		return "", "", err
+	}
+	return idPart, prefix + idPart + secretPart, nil
 }
 
 // hashMatches reports, in constant time, whether stored is the hex SHA-256 of plain.

@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"time"
-
-	"github.com/redis/go-redis/v9"
 )
 
 // PortalTokenPrefix starts every portal session token.
@@ -44,15 +42,10 @@ func (s *Store) CreatePortalSession(ctx context.Context, k *APIKey, ttl time.Dur
 	if ttl <= 0 || ttl > MaxPortalSession {
 		return nil, "", errors.New("portal session lifetime must be between 1s and 24h")
 	}
-	idPart, err := randomBase62(keyIDLen)
+	idPart, token, err := newToken(PortalTokenPrefix)
 	if err != nil {
 		return nil, "", err
 	}
-	secretPart, err := randomBase62(keySecretLen)
-	if err != nil {
-		return nil, "", err
-	}
-	token := PortalTokenPrefix + idPart + secretPart
 	now := s.now()
 	p := &PortalSession{ID: "ps_" + idPart, TenantID: k.TenantID, KeyID: k.ID, CreatedAt: now,
 		ExpiresAt: now.Add(ttl), Hash: hashKey(token)}
@@ -74,19 +67,10 @@ func (s *Store) CreatePortalSession(ctx context.Context, k *APIKey, ttl time.Dur
 // unknown token (including one whose record Redis has already expired); the hash comparison is
 // constant-time. Expiry is left to the caller, which compares ExpiresAt with its clock.
 func (s *Store) LookupPortalSession(ctx context.Context, token string) (*PortalSession, error) {
-	id, ok := tokenID(token, PortalTokenPrefix)
-	if !ok {
-		return nil, E(CodeInvalidPortalSession)
-	}
 	var p PortalSession
-	if err := s.getJSON(ctx, portalSessionKey("ps_"+id), &p); err != nil {
-		if errors.Is(err, redis.Nil) {
-			return nil, E(CodeInvalidPortalSession)
-		}
-		return nil, storeErr("get portal session", err)
-	}
-	if !hashMatches(p.Hash, token) {
-		return nil, E(CodeInvalidPortalSession)
+	if err := s.lookupToken(ctx, token, PortalTokenPrefix, func(id string) string { return portalSessionKey("ps_" + id) },
+		&p, &p.Hash, CodeInvalidPortalSession, "get portal session"); err != nil {
+		return nil, err
 	}
 	return &p, nil
 }
