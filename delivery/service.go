@@ -116,19 +116,21 @@ func (s *Service) Retry(ctx context.Context, tid, eid, did string) (*registry.De
 	return s.store.Delivery(ctx, tid, eid, did, false)
 }
 
-// Enable re-enables an endpoint and queues every held delivery; it returns how many. One that
-// was disabled starts on probation, and webhook.enabled is published.
+// Enable re-enables an endpoint and queues every held delivery; it returns the endpoint as the
+// re-enable left it (read before its drain is queued, so a first attempt cannot already have
+// ended its probation) and how many deliveries it queued. One that was disabled starts on
+// probation, and webhook.enabled is published.
 func (s *Service) Enable(ctx context.Context, tid, eid string) (*registry.Endpoint, int, error) {
 	en, err := s.store.EnableEndpoint(ctx, tid, eid)
 	if err != nil {
 		return nil, 0, err
 	}
+	e, readErr := s.store.Endpoint(ctx, tid, eid)
 	s.ops.publishAll(ctx, tid, en.Ops)
 	if err := s.q.drainAll(ctx, tid, en.Drains); err != nil {
 		return nil, 0, err
 	}
-	e, err := s.store.Endpoint(ctx, tid, eid)
-	return e, en.Requeued, err
+	return e, en.Requeued, readErr
 }
 
 // Update applies a patch to an endpoint; ending its ordering by scan queues the deliveries
