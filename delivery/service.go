@@ -94,10 +94,7 @@ func (s *Service) SendTest(ctx context.Context, tid, eid string) (*registry.Deli
 	if err != nil {
 		return nil, err
 	}
-	if err := s.q.drainAll(ctx, tid, drains); err != nil {
-		return nil, err
-	}
-	return s.store.Delivery(ctx, tid, eid, did, false)
+	return s.queued(ctx, tid, eid, did, drains)
 }
 
 // Retry queues a delivery again now with a fresh attempt budget: WEBHOOK_DISABLED when its
@@ -110,10 +107,17 @@ func (s *Service) Retry(ctx context.Context, tid, eid, did string) (*registry.De
 	if err != nil {
 		return nil, err
 	}
+	return s.queued(ctx, tid, eid, did, drains)
+}
+
+// queued queues the drains that will attempt a delivery just made pending and returns the
+// delivery as it is before they can: an answer says "queued", never an outcome that raced it.
+func (s *Service) queued(ctx context.Context, tid, eid, did string, drains []registry.Drain) (*registry.Delivery, error) {
+	d, readErr := s.store.Delivery(ctx, tid, eid, did, false)
 	if err := s.q.drainAll(ctx, tid, drains); err != nil {
 		return nil, err
 	}
-	return s.store.Delivery(ctx, tid, eid, did, false)
+	return d, readErr
 }
 
 // Enable re-enables an endpoint and queues every held delivery; it returns the endpoint as the
