@@ -2,11 +2,13 @@ package registry_test
 
 import (
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/cert-ix/webhookd/registry"
+	"github.com/google/uuid"
 )
 
 // runRecovery steps a recovery until it is done and returns it.
@@ -119,6 +121,25 @@ func TestRecoverMissing(t *testing.T) {
 		}
 		if r := e.runRecovery(t, tn.ID, ep.ID, e.startRecovery(t, tn.ID, ep.ID, since, registry.RecoverMissing).ID); r.Created != 0 {
 			t.Errorf("a second recovery created %d, want 0", r.Created)
+		}
+	})
+}
+
+// With missing, an operational event about the endpoint itself (published excluding it) is not
+// missing: the recovery creates no delivery of it and does not count one.
+func TestRecoverMissingSkipsEventsAboutTheEndpoint(t *testing.T) {
+	eachBackend(t, registry.Config{}, func(t *testing.T, e *env) {
+		tn := e.tenant(t, 0)
+		since := e.clock.Now()
+		ep := e.endpoint(t, tn.ID, registry.EventWebhookDisabled)
+		id := "evt_" + strings.ReplaceAll(uuid.NewString(), "-", "")
+		if _, err := e.store.PublishEvent(t.Context(), tn.ID, registry.NewEvent{ID: id, Type: registry.EventWebhookDisabled,
+			CreatedAt: e.clock.Now(), Body: eventBody(id, registry.EventWebhookDisabled), Exclude: ep.ID}); err != nil {
+			t.Fatal(err)
+		}
+		r := e.runRecovery(t, tn.ID, ep.ID, e.startRecovery(t, tn.ID, ep.ID, since, registry.RecoverMissing).ID)
+		if q := e.queueOf(t, tn.ID, ep.ID); r.Created != 0 || len(q) != 0 {
+			t.Errorf("recovery created %d, queue holds %d; want 0 and 0: the event is about the endpoint", r.Created, len(q))
 		}
 	})
 }

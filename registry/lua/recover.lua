@@ -2,8 +2,9 @@
 -- from its cursor, a batch at a time, in creation order, and for each event:
 -- a 'failed' delivery to the endpoint is queued again in a new run (fresh budget, same
 -- webhook-id); with 'missing', an event of a type the endpoint subscribes to that has no
--- delivery to it gets one. Everything else is left alone. The step is atomic with the cursor
--- and the counts, so a crash repeats nothing and two recoveries (or a manual retry) never
+-- delivery to it gets one (but an operational event about the endpoint itself). Everything
+-- else is left alone. The step is atomic with the cursor and the counts, so a crash repeats
+-- nothing and two recoveries (or a manual retry) never
 -- queue one delivery twice: each acts only on the state it finds. The step that finds nothing
 -- left marks the recovery done, as does one that finds the endpoint disabled or deleted.
 --
@@ -70,7 +71,7 @@ for _, e in ipairs(take) do
     requeued = requeued + 1
   elseif not st and missing and redis.call('HEXISTS', queueKey(tag, eid), did) == 0 then
     local ev = readEvent(tag, evid)
-    if ev and subscribed[ev[1]] then
+    if ev and subscribed[ev[1]] and ev[4] ~= eid then -- an event about this endpoint never goes to it
       local woken = fanOut(tag, evid, ev[1], ev[3], {eid}, now, retsec, true, ev[4])
       if woken[1] then w = woken[1] end
       created = created + 1
