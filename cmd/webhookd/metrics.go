@@ -181,8 +181,10 @@ func (c *stateCollector) refresh() {
 	c.stats = st
 }
 
-// mount adds GET /metrics to the API.
-func (m *metrics) mount(e *echo.Echo) { e.GET("/metrics", echo.WrapHandler(m.handler())) }
+// mount adds /metrics to the API, for GET and HEAD.
+func (m *metrics) mount(e *echo.Echo) {
+	e.Match([]string{http.MethodGet, http.MethodHead}, "/metrics", echo.WrapHandler(m.handler()))
+}
 
 // handler serves the registry in Prometheus's text format.
 func (m *metrics) handler() http.Handler {

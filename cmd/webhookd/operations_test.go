@@ -17,9 +17,17 @@ import (
 	"github.com/cert-ix/webhookd/registry"
 )
 
-// scrape returns the /metrics text.
+// scrape returns the /metrics text, after checking that HEAD is answered as GET is.
 func scrape(t *testing.T, s *service) string {
 	t.Helper()
+	head, err := apiClient.Head(s.URL + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	head.Body.Close()
+	if head.StatusCode != http.StatusOK {
+		t.Fatalf("HEAD /metrics = %d, want 200 as for GET", head.StatusCode)
+	}
 	res, err := apiClient.Get(s.URL + "/metrics")
 	if err != nil {
 		t.Fatal(err)
