@@ -54,7 +54,8 @@ type Config struct {
 	embedded bool
 }
 
-// envFlag registers a flag whose default comes from an environment variable.
+// envFlag registers a flag whose default comes from an environment variable. A variable whose
+// value does not parse is noted in errs and its flag keeps the fallback.
 type envFlag struct {
 	fs     *flag.FlagSet
 	getenv func(string) string
@@ -77,6 +78,7 @@ func (e *envFlag) dur(p *time.Duration, name, env string, fallback time.Duration
 	v, err := time.ParseDuration(raw)
 	if err != nil {
 		e.errs = append(e.errs, fmt.Errorf("%s: %q is not a duration such as 5s, 2m or 1h", env, raw))
+		v = fallback
 	}
 	e.fs.DurationVar(p, name, v, usage+" ($"+env+")")
 }
@@ -86,6 +88,7 @@ func (e *envFlag) num(p *int, name, env string, fallback int, usage string) {
 	v, err := strconv.Atoi(raw)
 	if err != nil {
 		e.errs = append(e.errs, fmt.Errorf("%s: %q is not an integer", env, raw))
+		v = fallback
 	}
 	e.fs.IntVar(p, name, v, usage+" ($"+env+")")
 }
@@ -95,6 +98,7 @@ func (e *envFlag) float(p *float64, name, env string, fallback float64, usage st
 	v, err := strconv.ParseFloat(raw, 64)
 	if err != nil {
 		e.errs = append(e.errs, fmt.Errorf("%s: %q is not a number", env, raw))
+		v = fallback
 	}
 	e.fs.Float64Var(p, name, v, usage+" ($"+env+")")
 }
@@ -124,10 +128,10 @@ func parseServe(args []string, getenv func(string) string, stderr io.Writer) (*C
 		}
 		return nil, fmt.Errorf("%w (webhookd serve --help lists every setting)", err)
 	}
-	if len(e.errs) > 0 {
-		return nil, errors.Join(e.errs...)
-	}
 	c.BodyLimit = int64(body)
+	if len(e.errs) > 0 { // a value that did not parse holds its default: validate names the others
+		return nil, errors.Join(append(e.errs, c.validate())...)
+	}
 	c.embedded = c.RedisURL == "" && c.RedisClusterAddrs == ""
 	if c.embedded && getenv("WEBHOOKD_ADDR") == "" && !flagSet(fs, "addr") {
 		c.Addr = defaultDemoAddr

@@ -54,6 +54,23 @@ func TestConfigErrorsStopServe(t *testing.T) {
 	}
 }
 
+// TestConfigErrorsAllNamed: serve names every wrong setting at once, one that does not parse
+// beside one that parses but is out of range, each once.
+func TestConfigErrorsAllNamed(t *testing.T) {
+	t.Parallel()
+	env := map[string]string{"REDIS_URL": "redis://127.0.0.1:6379/0", "WEBHOOKD_RETRY_MULTIPLIER": "abc",
+		"WEBHOOKD_LOG_LEVEL": "loud", "WEBHOOKD_CONCURRENCY": "many", "WEBHOOKD_MAX_ATTEMPTS": "0"}
+	_, err := parseServe(nil, func(k string) string { return env[k] }, new(bytes.Buffer))
+	if err == nil {
+		t.Fatal("parseServe accepted four wrong settings")
+	}
+	for name := range env {
+		if n := strings.Count(err.Error(), name); name != "REDIS_URL" && n != 1 {
+			t.Errorf("the error names %s %d times, want once:\n%v", name, n, err)
+		}
+	}
+}
+
 // TestServeHelp: `webhookd serve --help` prints every setting with its default and exits 0,
 // through the real main.
 func TestServeHelp(t *testing.T) {
