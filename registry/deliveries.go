@@ -242,9 +242,9 @@ func deliveryOf(tid, eid, did string, m map[string]string, entry string) *Delive
 	default:
 		return nil
 	}
-	if queued && it.After != "" {
+	if queued && it.After != "" { // waiting in its lane: no attempt is due until its turn
 		after := it.After
-		d.WaitingFor = &after
+		d.WaitingFor, d.NextAttemptAt = &after, nil
 	}
 	return d
 }

@@ -59,6 +59,10 @@ func (e *env) waitingFor(t *testing.T, tid, eid, did string) string {
 	if d.Status != registry.DeliveryPending {
 		t.Errorf("delivery %s waits for %s but is %s, want pending", did, *d.WaitingFor, d.Status)
 	}
+	if d.NextAttemptAt != nil {
+		t.Errorf("delivery %s waits for %s but names its next attempt at %v, want none until its turn",
+			did, *d.WaitingFor, *d.NextAttemptAt)
+	}
 	return *d.WaitingFor
 }
 
