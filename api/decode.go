@@ -115,12 +115,20 @@ func (o object) only(allowed ...string) error {
 	return nil
 }
 
-// has reports whether the field is present and not null.
+// isNull reports whether a JSON value is null.
+func isNull(v json.RawMessage) bool { return bytes.Equal(bytes.TrimSpace(v), []byte("null")) }
+
+// has reports whether the field is present and not null. A field given as null is a field left
+// out, as in the first version's contract, on which typed clients that send every field rely:
+// MISSING_REQUIRED_FIELD when it is required, nothing changed when it is optional. The one
+// field whose null means something, rateLimitPerSecond (no limit), reads it itself (rateLimit).
 func (o object) has(field string) bool {
 	v, ok := o.fields[field]
-	return ok && !bytes.Equal(bytes.TrimSpace(v), []byte("null"))
+	return ok && !isNull(v)
 }
 
+// decode reads the field into v and reports whether it was there (has): MISSING_REQUIRED_FIELD
+// when a required field is not, INVALID_FIELD_TYPE naming typ when the value is not of that type.
 func (o object) decode(field, typ string, required bool, v any) (bool, error) {
 	if !o.has(field) {
 		if required {
@@ -128,10 +136,23 @@ func (o object) decode(field, typ string, required bool, v any) (bool, error) {
 		}
 		return false, nil
 	}
-	if err := json.Unmarshal(o.fields[field], v); err != nil {
+	if json.Unmarshal(o.fields[field], v) != nil {
 		return false, registry.E(registry.CodeInvalidFieldType, o.path+field, typ)
 	}
 	return true, nil
+}
+
+// nested reads a required field that is an object, as found at o.path+field+".".
+func (o object) nested(field string) (object, error) {
+	raw := o.fields[field]
+	if !o.has(field) {
+		return object{}, registry.E(registry.CodeMissingRequiredField, o.path+field)
+	}
+	n, err := nestedObject(raw)
+	if err != nil {
+		return object{}, registry.E(registry.CodeInvalidFieldType, o.path+field, "object")
+	}
+	return n.at(o.path + field + "."), nil
 }
 
 func (o object) str(field string, required bool) (*string, error) {
@@ -160,7 +181,7 @@ func (o object) strings(field string, required bool) ([]string, bool, error) {
 	}
 	out := make([]string, len(raw))
 	for i, r := range raw {
-		if err := json.Unmarshal(r, &out[i]); err != nil || bytes.Equal(bytes.TrimSpace(r), []byte("null")) {
+		if isNull(r) || json.Unmarshal(r, &out[i]) != nil {
 			return nil, false, registry.E(registry.CodeInvalidFieldType, o.path+field+"["+strconv.Itoa(i)+"]", "string")
 		}
 	}
@@ -176,7 +197,7 @@ func (o object) stringMap(field string) (map[string]string, bool, error) {
 	out := make(map[string]string, len(raw))
 	for k, r := range raw {
 		var v string
-		if err := json.Unmarshal(r, &v); err != nil || bytes.Equal(bytes.TrimSpace(r), []byte("null")) {
+		if isNull(r) || json.Unmarshal(r, &v) != nil {
 			return nil, false, registry.E(registry.CodeInvalidFieldType, o.path+field+"."+k, "string")
 		}
 		out[k] = v

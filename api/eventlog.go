@@ -1,6 +1,7 @@
 package api
 
 import (
+	"errors"
 	"net/http"
 	"strings"
 	"time"
@@ -35,15 +36,20 @@ func (s *Server) listEvents(c echo.Context) error {
 
 func eventFilter(c echo.Context) (registry.EventFilter, error) {
 	var f registry.EventFilter
-	if v, present, valid := queryParam(c, "type"); present {
-		if !valid || !registry.IsSubscribable(v) {
+	if v, present, err := queryParam(c, "type"); present {
+		if errors.Is(err, errRepeated) {
+			return f, registry.E(registry.CodeInvalidWebhookEvent, "type may be given once")
+		}
+		if err != nil || !registry.IsSubscribable(v) {
 			return f, registry.E(registry.CodeInvalidWebhookEvent, v)
 		}
 		f.Type = v
 	}
-	if v, present, valid := queryParam(c, "scanId"); present {
-		if !valid || v == "" {
-			return f, registry.E(registry.CodeInvalidFieldType, "scanId", "non-empty string")
+	// Any non-empty scanId, not only what publish accepts now (validateScanID): events
+	// published before that rule keep the scanIds they were given.
+	if v, present, err := queryParam(c, "scanId"); present {
+		if err != nil || v == "" {
+			return f, paramType("scanId", "non-empty string", err)
 		}
 		f.ScanID = v
 	}
@@ -59,13 +65,13 @@ func eventFilter(c echo.Context) (registry.EventFilter, error) {
 
 // timeParam reads an optional RFC 3339 query parameter; zero when absent.
 func timeParam(c echo.Context, name string) (time.Time, error) {
-	v, present, valid := queryParam(c, name)
+	v, present, err := queryParam(c, name)
 	if !present {
 		return time.Time{}, nil
 	}
-	t, err := time.Parse(time.RFC3339Nano, v)
-	if !valid || err != nil {
-		return time.Time{}, registry.E(registry.CodeInvalidFieldType, name, rfc3339)
+	t, terr := time.Parse(time.RFC3339Nano, v)
+	if err != nil || terr != nil {
+		return time.Time{}, paramType(name, rfc3339, err)
 	}
 	return t, nil
 }

@@ -113,14 +113,11 @@ func (s *Server) readEvent(c echo.Context, o object) (eventInput, error) {
 	if !registry.IsEventType(*typ) {
 		return eventInput{}, registry.E(registry.CodeInvalidWebhookEvent, *typ)
 	}
-	if !o.has("data") {
-		return eventInput{}, registry.E(registry.CodeMissingRequiredField, o.path+"data")
-	}
-	data, err := nestedObject(o.fields["data"])
+	data, err := o.nested("data")
 	if err != nil {
-		return eventInput{}, registry.E(registry.CodeInvalidFieldType, o.path+"data", "object")
+		return eventInput{}, err
 	}
-	scanID, err := s.checkScanData(c, data.at(o.path+"data."))
+	scanID, err := s.checkScanData(c, data)
 	if err != nil {
 		return eventInput{}, err
 	}
@@ -143,36 +140,45 @@ func idempotency(c echo.Context, body object) (key, hash string, err error) {
 	return key, hash, nil
 }
 
-// checkScanData validates an event's data and returns its scanId.
+// checkScanData validates an event's data and returns its scanId: scanId and scanType are
+// required strings, the scanId one that GET /events?scanId= can find (validateScanID), the
+// scanType known and allowed by the key, and a priority, if present, one of the four.
 func (s *Server) checkScanData(c echo.Context, data object) (string, error) {
-	for _, f := range []string{"scanId", "scanType"} {
-		if !data.has(f) {
-			return "", registry.E(registry.CodeMissingRequiredField, data.path+f)
-		}
+	scanID, err := data.str("scanId", true)
+	if err != nil {
+		return "", err
 	}
-	var scanID, scanType string
-	if err := json.Unmarshal(data.fields["scanId"], &scanID); err != nil {
-		return "", registry.E(registry.CodeInvalidFieldType, data.path+"scanId", "string")
+	scanType, err := data.str("scanType", true)
+	if err != nil {
+		return "", err
 	}
-	if err := json.Unmarshal(data.fields["scanType"], &scanType); err != nil {
-		return "", registry.E(registry.CodeInvalidFieldType, data.path+"scanType", "string")
+	if err := validateScanID(data.path+"scanId", *scanID); err != nil {
+		return "", err
 	}
-	if !registry.IsScanType(scanType) {
-		return "", registry.E(registry.CodeInvalidScanType, scanType)
+	if !registry.IsScanType(*scanType) {
+		return "", registry.E(registry.CodeInvalidScanType, *scanType)
 	}
-	if !apiKey(c).AllowsScanType(scanType) {
-		return "", registry.E(registry.CodeScanTypeNotAllowed, scanType)
+	if !apiKey(c).AllowsScanType(*scanType) {
+		return "", registry.E(registry.CodeScanTypeNotAllowed, *scanType)
 	}
-	if data.has("priority") {
-		var p string
-		if err := json.Unmarshal(data.fields["priority"], &p); err != nil {
-			return "", registry.E(registry.CodeInvalidPriority, string(data.fields["priority"]))
-		}
-		if !containsString(priorities, p) {
-			return "", registry.E(registry.CodeInvalidPriority, p)
-		}
+	return *scanID, checkPriority(data)
+}
+
+// checkPriority answers INVALID_PRIORITY for a data.priority that is given (not null: has) and
+// not one of the four; a value that is not a string is quoted as sent.
+func checkPriority(data object) error {
+	if !data.has("priority") {
+		return nil
 	}
-	return scanID, nil
+	raw := data.fields["priority"]
+	var p string
+	if json.Unmarshal(raw, &p) != nil {
+		return registry.E(registry.CodeInvalidPriority, string(raw))
+	}
+	if !containsString(priorities, p) {
+		return registry.E(registry.CodeInvalidPriority, p)
+	}
+	return nil
 }
 
 func (s *Server) usage(c echo.Context) error {

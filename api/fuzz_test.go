@@ -256,7 +256,7 @@ func fuzzBodies(f *testing.F, method string, path func(*fuzzEnv) string, then fu
 }
 
 // checkStrictAnswer asserts that a body which is JSON by syntax but repeats a name in one
-// object or holds a number outside float64 was answered INVALID_JSON.
+// object, holds a number outside float64 or a lone surrogate escape was answered INVALID_JSON.
 func checkStrictAnswer(t *testing.T, body []byte, m map[string]any) {
 	t.Helper()
 	if why := strictViolation(body); why != "" && m["code"] != "INVALID_JSON" {
@@ -265,12 +265,15 @@ func checkStrictAnswer(t *testing.T, body []byte, m map[string]any) {
 }
 
 // strictViolation names what makes a syntactically valid JSON document unacceptable to the
-// API's strict reading ("" for nothing): a name twice in one object (compared unescaped) or a
-// number no float64 can hold. It walks tokens with an explicit stack, independently of the
-// server's code.
+// API's strict reading ("" for nothing): a name twice in one object (compared unescaped), a
+// number no float64 can hold or a lone surrogate escape (loneSurrogate). It walks tokens with an
+// explicit stack, independently of the server's code.
 func strictViolation(b []byte) string {
 	if !json.Valid(b) {
 		return ""
+	}
+	if loneSurrogate(b) {
+		return "a lone surrogate escape"
 	}
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.UseNumber()

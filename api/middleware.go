@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"runtime/debug"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/cert-ix/webhookd/registry"
@@ -108,6 +109,34 @@ func (s *Server) limitBody(next echo.HandlerFunc) echo.HandlerFunc {
 		}
 		return next(c)
 	}
+}
+
+// plainBody answers UNSUPPORTED_CONTENT_ENCODING for a request with a body whose
+// Content-Encoding names any coding but identity. The API decodes no content coding: it would
+// read a gzipped body as bytes that are not JSON, and plain JSON labelled gzip as something the
+// client did not say it sent. It runs after authentication and limitBody; a request without a
+// body (Content-Length 0) passes whatever it says.
+func (s *Server) plainBody(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		req := c.Request()
+		if req.ContentLength != 0 && !identityOnly(req.Header.Values("Content-Encoding")) {
+			return registry.E(registry.CodeUnsupportedContentEncoding)
+		}
+		return next(c)
+	}
+}
+
+// identityOnly reports whether every coding listed in Content-Encoding header values is
+// identity (compared case-insensitively, as RFC 9110 says codings are); none listed is identity.
+func identityOnly(values []string) bool {
+	for _, v := range values {
+		for _, coding := range strings.Split(v, ",") {
+			if coding = strings.TrimSpace(coding); coding != "" && !strings.EqualFold(coding, "identity") {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 // routingErrorRate gives a 404 or 405 that Echo's router answered the X-RateLimit-* headers

@@ -121,13 +121,15 @@ func (s *Server) createPortalSession(c echo.Context) error {
 		ExpiresAt: p.ExpiresAt})
 }
 
-// portalSeconds reads the optional body {"expiresInSeconds": 1..86400}; default 3600.
+// portalSeconds reads the optional body {"expiresInSeconds": 1..86400}; default 3600 (also for
+// no body at all). Any other field is UNKNOWN_FIELD: a misspelt lifetime must not give the
+// default one silently.
 func portalSeconds(c echo.Context) (int64, error) {
-	if c.Request().ContentLength == 0 {
-		return defaultPortalSeconds, nil
-	}
-	o, err := readObject(c)
+	o, err := readOptionalObject(c)
 	if err != nil {
+		return 0, err
+	}
+	if err := o.only("expiresInSeconds"); err != nil {
 		return 0, err
 	}
 	n, err := o.integer("expiresInSeconds")

@@ -97,6 +97,31 @@ func TestPortalSessionBadLifetime(t *testing.T) {
 	}
 }
 
+// TestPortalSessionUnknownFields: a misspelt or unknown field is refused by name, as on every
+// other route with a body, rather than giving the default lifetime; an empty body, blank space or
+// {} still does.
+func TestPortalSessionUnknownFields(t *testing.T) {
+	e := newEnv(t)
+	key, _ := e.newKey(t)
+	tests := []struct{ name, body, field string }{
+		{"a typo", `{"expiresinseconds": 60}`, "expiresinseconds"},
+		{"scopes", `{"expiresInSeconds": 60, "scopes": ["events:write"]}`, "scopes"},
+		{"read-only id", `{"id": "ps_0123456789abcdef"}`, "id"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := e.do(t, http.MethodPost, "/api/v1/portal/sessions", key, tt.body)
+			assertError(t, r, http.StatusBadRequest, "UNKNOWN_FIELD", "Unknown field: "+tt.field)
+		})
+	}
+	for _, body := range []any{nil, "", " \n", "{}"} {
+		_, d := e.portalSession(t, key, body)
+		if exp := parseTime(t, d["expiresAt"]); exp.Before(time.Now().Add(59*time.Minute)) || exp.After(time.Now().Add(61*time.Minute)) {
+			t.Errorf("body %q: expiresAt = %v, want the default hour", body, exp)
+		}
+	}
+}
+
 func TestPortalSessionNeedsBothWebhookScopes(t *testing.T) {
 	e := newEnv(t)
 	tid := e.tenant(t, 0)

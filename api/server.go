@@ -194,7 +194,7 @@ func (s *Server) routes() *echo.Echo {
 	getHead(v1, "/events/:eventId", s.getEvent, read...)
 	v1.POST("/events", s.publishEvent, s.guard(s.authenticate, registry.ScopeEventsWrite)...)
 	v1.POST("/events/batch", s.publishBatch, s.guard(s.authenticate, registry.ScopeEventsWrite)...)
-	getHead(v1, "/usage", s.usage, s.authenticate, s.limitBody)
+	getHead(v1, "/usage", s.usage, s.authenticate, s.limitBody, s.plainBody)
 	v1.POST("/portal/sessions", s.createPortalSession, s.guard(s.authenticate, registry.ScopeWebhooksWrite)...)
 	if s.cfg.Extra != nil {
 		s.cfg.Extra(e)
@@ -203,10 +203,10 @@ func (s *Server) routes() *echo.Echo {
 }
 
 // guard is the route middleware of an API route: the credential's checks (auth), then its
-// scope, then the body size, so that a client without a valid credential learns that first,
-// whatever it sent.
+// scope, then the body's size and content coding, so that a client without a valid credential
+// learns that first, whatever it sent.
 func (s *Server) guard(auth echo.MiddlewareFunc, scope string) []echo.MiddlewareFunc {
-	return []echo.MiddlewareFunc{auth, s.requireScope(scope), s.limitBody}
+	return []echo.MiddlewareFunc{auth, s.requireScope(scope), s.limitBody, s.plainBody}
 }
 
 // matcher is what Echo and its groups have in common for registering routes.

@@ -24,10 +24,10 @@ const (
 
 func (s *Server) endpointStats(c echo.Context) error {
 	window := 24 * time.Hour
-	if v, present, valid := queryParam(c, "window"); present {
+	if v, present, err := queryParam(c, "window"); present {
 		w, ok := statsWindow(v)
-		if !valid || !ok {
-			return registry.E(registry.CodeInvalidFieldType, "window", "whole hours from 1h to 7d")
+		if err != nil || !ok {
+			return paramType("window", "whole hours from 1h to 7d", err)
 		}
 		window = w
 	}

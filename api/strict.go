@@ -9,21 +9,21 @@ import (
 	"io"
 	"strconv"
 	"sync"
-	"unicode/utf8"
 
 	"github.com/go-json-experiment/json/jsontext"
 )
 
 // The one strict reading of request bodies. encoding/json accepts what RFC 8259 leaves to the
-// reader: a name twice in one object (it keeps the last) and numbers no float64 can hold (it
-// keeps them as written). A receiver reading the first of two names, or parsing 1e400, would
-// then see another event than the one validated here, so both are INVALID_JSON, anywhere in the
-// document, as is text that is not UTF-8.
+// reader: a name twice in one object (it keeps the last), numbers no float64 can hold (it keeps
+// them as written) and a \u escape of half a UTF-16 surrogate pair (it reads U+FFFD). A receiver
+// reading the first of two names, parsing 1e400 or keeping "\ud800" as sent would then see
+// another event than the one validated here, so all three are INVALID_JSON, anywhere in the
+// document, as is text that is not UTF-8: a lone surrogate is no character, and UTF-8 cannot
+// carry it.
 
 var (
 	errDuplicateName = errors.New("duplicate object name")
 	errNumberRange   = errors.New("number outside float64")
-	errNotUTF8       = errors.New("not UTF-8")
 	errTrailingData  = errors.New("data after the top-level value")
 )
 
@@ -34,15 +34,14 @@ var strictDecoders = sync.Pool{New: func() any { return new(jsontext.Decoder) }}
 // checkStrict walks the whole document b once and returns the names of its top-level object
 // in document order. jsontext (github.com/go-json-experiment/json, what encoding/json/v2 is
 // built from) refuses a name twice in one object, comparing names after unescaping ("a" and
-// "\u0061" are the same name), and data after the top-level value; b is checked to be UTF-8
-// as sent, and escapes are read as encoding/json reads them.
+// "\u0061" are the same name), data after the top-level value, and text that is not UTF-8,
+// whether as sent or once escapes are read: a \u escape of a surrogate must be the high half of
+// a pair whose low half follows at once ("\ud83d\ude00" is one character; "\ud800", "\udc00"
+// and "\ud83dx" are refused).
 func checkStrict(b []byte) ([]string, error) {
-	if !utf8.Valid(b) {
-		return nil, errNotUTF8
-	}
 	dec := strictDecoders.Get().(*jsontext.Decoder)
 	defer strictDecoders.Put(dec)
-	dec.Reset(bytes.NewReader(b), jsontext.AllowInvalidUTF8(true))
+	dec.Reset(bytes.NewReader(b), jsontext.AllowInvalidUTF8(false))
 	var names []string
 	for {
 		tok, err := dec.ReadToken()

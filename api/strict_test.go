@@ -3,6 +3,7 @@ package api_test
 import (
 	"net/http"
 	"reflect"
+	"strconv"
 	"strings"
 	"testing"
 	"unicode/utf8"
@@ -240,4 +241,94 @@ func TestHeaderAndDescriptionLimits(t *testing.T) {
 			t.Errorf("%s: description of %d characters stored, want 1024", tt.method, utf8.RuneCountInString(s))
 		}
 	}
+}
+
+// TestLoneSurrogatesAreInvalidJSON: a \u escape of a UTF-16 surrogate that is not half of a
+// pair stands for no character, so UTF-8 cannot carry it; the strict reader refuses it as it
+// refuses text that is not UTF-8, anywhere in any body. A whole pair is one character.
+func TestLoneSurrogatesAreInvalidJSON(t *testing.T) {
+	e, key, id := validationEnv(t)
+	hook := "/api/v1/webhooks/" + id
+	lone := map[string]string{
+		"high alone":           `\ud800`,
+		"high then a letter":   `\ud83dx`,
+		"high then non-low":    `\ud83d\u0041`,
+		"two highs":            `\ud83d\ud83d`,
+		"low alone":            `\udc00`,
+		"low before high":      `\ude00\ud83d`,
+		"high at the very end": `ok\udbff`,
+	}
+	for name, s := range lone {
+		if !loneSurrogate([]byte(`"` + s + `"`)) {
+			t.Fatalf("loneSurrogate misses %s, %s", name, s)
+		}
+		tests := []struct{ route, method, path, body string }{
+			{"create", "POST", "/api/v1/webhooks", `{"url":"` + e.hookURL("/h") + `","events":["scan.completed"],"description":"` + s + `"}`},
+			{"patch", "PATCH", hook, `{"description":"` + s + `"}`},
+			{"patch header value", "PATCH", hook, `{"headers":{"X-A":"` + s + `"}}`},
+			{"publish data", "POST", "/api/v1/events", `{"type":"scan.completed","data":{"scanId":"s","scanType":"zap","note":"` + s + `"}}`},
+			{"publish name", "POST", "/api/v1/events", `{"type":"scan.completed","data":{"scanId":"s","scanType":"zap","` + s + `":1}}`},
+			{"batch", "POST", "/api/v1/events/batch", `{"events":[{"type":"scan.completed","data":{"scanId":"` + s + `","scanType":"zap"}}]}`},
+			{"rotate", "POST", hook + "/rotate-secret", `{"` + s + `":1}`},
+			{"recover", "POST", hook + "/recover", `{"since":"` + s + `"}`},
+			{"test ping", "POST", hook + "/test", `{"` + s + `":1}`},
+			{"portal session", "POST", "/api/v1/portal/sessions", `{"` + s + `":1}`},
+		}
+		for _, tt := range tests {
+			t.Run(name+"/"+tt.route, func(t *testing.T) {
+				assertError(t, e.do(t, tt.method, tt.path, key, tt.body), http.StatusBadRequest, "INVALID_JSON", invalidJSON)
+			})
+		}
+	}
+	if u := usage(t, e, key); u["eventsPublished"] != float64(0) {
+		t.Errorf("eventsPublished = %v, want 0", u["eventsPublished"])
+	}
+	t.Run("a whole pair is fine", func(t *testing.T) {
+		d := data(t, e.do(t, http.MethodPatch, hook, key, `{"description":"\ud83d\ude00 \uD83D\uDE00"}`), http.StatusOK)
+		if d["description"] != "😀 😀" {
+			t.Errorf("description = %q, want two U+1F600", d["description"])
+		}
+		body := `{"type":"scan.completed","data":{"scanId":"s","scanType":"zap","note":"\ud83d\ude00","\udbff\udfff":1}}`
+		if loneSurrogate([]byte(body)) || !loneSurrogate([]byte(`"\\\ud800"`)) || loneSurrogate([]byte(`"\\ud800"`)) {
+			t.Fatal("loneSurrogate is wrong about pairs or escaped backslashes")
+		}
+		data(t, e.do(t, http.MethodPost, "/api/v1/events", key, body), http.StatusAccepted)
+	})
+}
+
+// loneSurrogate reports whether a valid JSON document holds a \u escape of a UTF-16 surrogate
+// that is not the high half of a pair whose low half follows at once. It reads the escapes as
+// written, independently of the server's reader; the fuzz targets use it too.
+func loneSurrogate(b []byte) bool {
+	inString := false
+	for i := 0; i < len(b); i++ {
+		switch {
+		case b[i] == '"':
+			inString = !inString
+		case !inString || b[i] != '\\': // nothing to read outside strings or escapes
+		case b[i+1] != 'u':
+			i++ // a one-character escape, \\ and \" included
+		default:
+			r := hex4(b[i+2 : i+6])
+			i += 5
+			if r >= 0xdc00 && r <= 0xdfff {
+				return true
+			}
+			if r >= 0xd800 && r <= 0xdbff {
+				if i+6 >= len(b) || b[i+1] != '\\' || b[i+2] != 'u' {
+					return true
+				}
+				if low := hex4(b[i+3 : i+7]); low < 0xdc00 || low > 0xdfff {
+					return true
+				}
+				i += 6
+			}
+		}
+	}
+	return false
+}
+
+func hex4(b []byte) int {
+	n, _ := strconv.ParseUint(string(b), 16, 16)
+	return int(n)
 }

@@ -6,6 +6,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/cert-ix/webhookd/registry"
 	"golang.org/x/net/http/httpguts"
@@ -16,7 +17,22 @@ const (
 	maxHeaders     = 20
 	maxHeaderName  = 256
 	maxHeaderValue = 2048
+	// maxScanID is the longest data.scanId publish accepts, in characters (code points): the
+	// portal's scan search takes no more (api/portal/assets/js/events.js, maxlength 200).
+	maxScanID = 200
 )
+
+// validateScanID refuses an event's scanId that could not be looked up: GET
+// /api/v1/events?scanId= refuses an empty filter (and white space alone names no scan), and the
+// portal searches at most maxScanID characters. INVALID_FIELD_TYPE naming field. Everything
+// accepted here can be given to that filter, which takes any non-empty value, so that events
+// published before this rule stay findable.
+func validateScanID(field, id string) error {
+	if strings.TrimSpace(id) == "" || utf8.RuneCountInString(id) > maxScanID {
+		return registry.E(registry.CodeInvalidFieldType, field, "non-blank string of at most "+strconv.Itoa(maxScanID)+" characters")
+	}
+	return nil
+}
 
 // validateURL accepts an absolute https:// URL with a host, no userinfo, at most 2048
 // characters; anything else is INVALID_WEBHOOK_URL. It returns the URL in the form it is stored

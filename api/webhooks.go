@@ -238,12 +238,13 @@ func (s *Server) readPatch(o object) (registry.EndpointPatch, *bool, error) {
 const maxRateLimit = 10000
 
 // rateLimit reads the optional "rateLimitPerSecond": an integer from 1 to 10,000, or null for
-// none; set tells whether the field was there.
+// none, the only field a body may give as null; set tells whether the field was there.
 func rateLimit(o object) (limit *int, set bool, err error) {
-	if _, present := o.fields["rateLimitPerSecond"]; !present {
+	raw, present := o.fields["rateLimitPerSecond"]
+	if !present {
 		return nil, false, nil
 	}
-	if !o.has("rateLimitPerSecond") { // null
+	if isNull(raw) {
 		return nil, true, nil
 	}
 	n, err := o.integer("rateLimitPerSecond")

@@ -55,12 +55,15 @@ const (
 	CodeIdempotencyKeyReused Code = "IDEMPOTENCY_KEY_REUSED"
 	CodeMalformedRequest     Code = "MALFORMED_REQUEST"
 	CodeHeadersTooLarge      Code = "HEADERS_TOO_LARGE"
-	CodeMissingAdminToken    Code = "MISSING_ADMIN_TOKEN"
-	CodeInvalidAdminToken    Code = "INVALID_ADMIN_TOKEN"
-	CodeInternal             Code = "INTERNAL_ERROR"
-	CodeServiceUnavailable   Code = "SERVICE_UNAVAILABLE"
-	CodeDatabase             Code = "DATABASE_ERROR"
-	CodeQueue                Code = "KAFKA_ERROR"
+	// CodeUnsupportedContentEncoding (415) refuses a body sent with a Content-Encoding other
+	// than identity.
+	CodeUnsupportedContentEncoding Code = "UNSUPPORTED_CONTENT_ENCODING"
+	CodeMissingAdminToken          Code = "MISSING_ADMIN_TOKEN"
+	CodeInvalidAdminToken          Code = "INVALID_ADMIN_TOKEN"
+	CodeInternal                   Code = "INTERNAL_ERROR"
+	CodeServiceUnavailable         Code = "SERVICE_UNAVAILABLE"
+	CodeDatabase                   Code = "DATABASE_ERROR"
+	CodeQueue                      Code = "KAFKA_ERROR"
 )
 
 // Error is the one error type that crosses package boundaries with a stable code.
