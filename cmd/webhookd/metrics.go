@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -62,14 +63,37 @@ func newMetrics() *metrics {
 		Help: "Effective concurrency of endpoints held below their ceiling by 429/503 answers (at most 100 series)."},
 		[]string{"endpoint"})
 	m.concShown = map[string]bool{}
+	m.zeroSeries()
 	m.reg.MustRegister(m.requests, m.latency, m.attempts, m.attemptD, m.disabled, m.recovered, m.recoveries, m.conc,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
 
+// zeroSeries starts every counter series whose labels are known in advance at 0, so that a
+// rate or increase over it (an alert on disabled endpoints) works from the first scrape.
+func (m *metrics) zeroSeries() {
+	for _, o := range []registry.AttemptOutcome{registry.OutcomeSuccess, registry.OutcomeFailure, registry.OutcomeGone,
+		registry.OutcomeThrottled} {
+		m.attempts.WithLabelValues(string(o))
+	}
+	for _, r := range []string{registry.ReasonConsecutiveFailures, registry.ReasonGone, registry.ReasonProbationFailed} {
+		m.disabled.WithLabelValues(r)
+	}
+	m.recovered.WithLabelValues("requeued")
+	m.recovered.WithLabelValues("created")
+}
+
+// requestMethods are the methods webhookd_http_requests_total names; any other is "other",
+// so that a client cannot add series by making methods up.
+var requestMethods = []string{http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch,
+	http.MethodDelete, http.MethodOptions}
+
 func (m *metrics) observeRequest(method, route string, status int, d time.Duration) {
 	if route == "" {
 		route = "unmatched"
+	}
+	if !slices.Contains(requestMethods, method) {
+		method = "other"
 	}
 	m.requests.WithLabelValues(method, route, strconv.Itoa(status)).Inc()
 	m.latency.WithLabelValues(method, route).Observe(d.Seconds())
@@ -113,9 +137,10 @@ const stateCacheTTL = 5 * time.Second
 // stateCollector reports queue depth by state and shard (asynq's Inspector) and the registry's disabled
 // endpoints and held deliveries, read at most every stateCacheTTL however often Prometheus scrapes.
 type stateCollector struct {
-	rdb   redis.UniversalClient
-	store *registry.Store
-	log   *slog.Logger
+	rdb    redis.UniversalClient
+	shards []string // the configured shards, reported (at 0) before asynq knows them
+	store  *registry.Store
+	log    *slog.Logger
 
 	mu      sync.Mutex
 	at      time.Time
@@ -128,8 +153,8 @@ type stateCollector struct {
 	tenantD *prometheus.Desc
 }
 
-func newStateCollector(rdb redis.UniversalClient, store *registry.Store, log *slog.Logger) *stateCollector {
-	return &stateCollector{rdb: rdb, store: store, log: log,
+func newStateCollector(rdb redis.UniversalClient, shards int, store *registry.Store, log *slog.Logger) *stateCollector {
+	return &stateCollector{rdb: rdb, shards: delivery.NewShards(shards).Names(), store: store, log: log,
 		queueD:  prometheus.NewDesc("webhookd_queue_tasks", "Tasks in the queue by state.", []string{"queue", "state"}, nil),
 		disD:    prometheus.NewDesc("webhookd_endpoints_disabled", "Endpoints currently disabled.", nil, nil),
 		heldD:   prometheus.NewDesc("webhookd_deliveries_held", "Deliveries held for disabled endpoints.", nil, nil),
@@ -167,6 +192,11 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 func (c *stateCollector) refresh() {
 	c.at = time.Now()
 	if queues, err := delivery.QueueInfos(c.rdb); err == nil {
+		for _, q := range c.shards {
+			if queues[q] == nil {
+				queues[q] = &asynq.QueueInfo{Queue: q}
+			}
+		}
 		c.queues = queues
 	} else {
 		c.log.Warn("metrics: reading the queues failed", "error", err.Error())

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"encoding/json"
 	"io"
+	"math/rand/v2"
 
 	"net/http"
 	"strconv"
@@ -54,6 +55,14 @@ func metricValue(text, series string) (float64, bool) {
 func TestMetrics(t *testing.T) {
 	st := newStack(t, map[string]string{"WEBHOOKD_DISABLE_AFTER_FAILURES": "1", "WEBHOOKD_DISABLE_MIN_WINDOW": "0"})
 	svc := st.start(t)
+	// Before anything happened, the counters with known labels are there at 0.
+	first := scrape(t, svc)
+	for _, series := range []string{`webhookd_endpoints_disabled_total{reason="gone"}`,
+		`webhookd_delivery_attempts_total{outcome="throttled"}`, `webhookd_recovery_deliveries_total{kind="created"}`} {
+		if v, ok := metricValue(first, series); !ok || v != 0 {
+			t.Errorf("a fresh process shows %s = %v (present %v), want 0", series, v, ok)
+		}
+	}
 	_, key := st.tenant(t)
 	ok := deliverytest.NewReceiver(t, deliverytest.Status(http.StatusOK))
 	bad := deliverytest.NewReceiver(t, deliverytest.Status(http.StatusInternalServerError))
@@ -65,8 +74,15 @@ func TestMetrics(t *testing.T) {
 	svc.publish(t, key, registry.EventScanFailed, scanData()) // fails once: disabled
 	waitFor(t, patience, "the failing endpoint disabled", func() bool { return !svc.endpoint(t, key, failing.ID).Enabled })
 	svc.publish(t, key, registry.EventScanFailed, scanData()) // held
+	for range 2 {                                             // made-up methods are counted as one "other", not a series each
+		req, _ := http.NewRequest("BREW"+strconv.Itoa(rand.IntN(1e6)), svc.URL+"/healthz", nil)
+		if res, err := apiClient.Do(req); err == nil {
+			res.Body.Close()
+		}
+	}
 
 	want := map[string]float64{
+		`webhookd_http_requests_total{method="other",route="/healthz",status="405"}`:         2,
 		`webhookd_http_requests_total{method="POST",route="/api/v1/events",status="202"}`:    3,
 		`webhookd_http_requests_total{method="POST",route="/api/v1/webhooks",status="201"}`:  2,
 		`webhookd_delivery_attempts_total{outcome="success"}`:                                1,
@@ -89,6 +105,9 @@ func TestMetrics(t *testing.T) {
 		}
 		return true
 	})
+	if strings.Contains(text, `method="BREW`) {
+		t.Errorf("metrics name a made-up method")
+	}
 	if _, ok := metricValue(text, `process_resident_memory_bytes`); !ok {
 		t.Errorf("metrics lack process_resident_memory_bytes")
 	}
@@ -276,8 +295,11 @@ func TestWorkerProcessMetrics(t *testing.T) {
 	if v, ok := metricValue(scrape(t, api), attempts); ok && v != 0 {
 		t.Errorf("the API process counts %v attempts; it made none", v)
 	}
-	series := `webhookd_queue_tasks{queue="` + delivery.NewShards(3).Of(ep.ID) + `",state="pending"}`
-	if _, ok := metricValue(scrape(t, worker), series); !ok {
-		t.Errorf("metrics lack %s, the endpoint's shard", series)
+	text := scrape(t, worker)
+	for _, shard := range delivery.NewShards(3).Names() { // the two without a task too
+		series := `webhookd_queue_tasks{queue="` + shard + `",state="pending"}`
+		if _, ok := metricValue(text, series); !ok {
+			t.Errorf("metrics lack %s (the endpoint's shard is %s)", series, delivery.NewShards(3).Of(ep.ID))
+		}
 	}
 }

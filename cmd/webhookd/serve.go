@@ -94,7 +94,7 @@ func prepare(ctx context.Context, c *Config, log *slog.Logger, stdout io.Writer,
 		return nil, err
 	}
 	p.enq = asynq.NewClientFromRedisClient(rc.client)
-	p.metrics.reg.MustRegister(newStateCollector(rc.client, p.store, log))
+	p.metrics.reg.MustRegister(newStateCollector(rc.client, c.queueShards(), p.store, log))
 	return p, nil
 }
 
