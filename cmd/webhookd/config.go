@@ -1,11 +1,14 @@
 package main
 
 import (
+	"crypto/x509"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
+	"net"
 	"net/netip"
 	"net/url"
 	"os"
@@ -236,10 +239,39 @@ func (c *Config) validate() error {
 	bad(p.InitialInterval <= 0, "WEBHOOKD_RETRY_INITIAL_INTERVAL must be positive, not %s", p.InitialInterval)
 	bad(p.MaxInterval <= 0, "WEBHOOKD_RETRY_MAX_INTERVAL must be positive, not %s", p.MaxInterval)
 	bad(p.InitialInterval > p.MaxInterval, "WEBHOOKD_RETRY_INITIAL_INTERVAL (%s) must not exceed WEBHOOKD_RETRY_MAX_INTERVAL (%s)", p.InitialInterval, p.MaxInterval)
-	bad(!(p.Multiplier >= 1), "WEBHOOKD_RETRY_MULTIPLIER must be at least 1, not %g", p.Multiplier)
+	bad(!(p.Multiplier >= 1) || math.IsInf(p.Multiplier, 1), "WEBHOOKD_RETRY_MULTIPLIER must be a number of at least 1, not %g", p.Multiplier)
 	bad(p.MaxAttempts < 1, "WEBHOOKD_MAX_ATTEMPTS must be at least 1, not %d", p.MaxAttempts)
 	c.validateLimits(bad)
+	c.validateAddrs(bad)
 	return errors.Join(errs...)
+}
+
+// validateAddrs checks the listen addresses, the cluster's node addresses and the extra CA
+// file, so that a typo in one stops serve with the variable's name instead of failing later
+// with a listener's or a dialer's error.
+func (c *Config) validateAddrs(bad func(bool, string, ...any)) {
+	for _, a := range []struct{ name, v string }{{"WEBHOOKD_ADDR (--addr)", c.Addr},
+		{"WEBHOOKD_METRICS_ADDR (--metrics-addr)", c.MetricsAddr}, {"WEBHOOKD_PPROF_ADDR (--pprof-addr)", c.PprofAddr}} {
+		_, ok := hostPort(a.v)
+		bad(a.v != "" && !ok, "%s: %q is not an address such as 127.0.0.1:8080 or :8080", a.name, a.v)
+	}
+	for _, n := range splitList(c.RedisClusterAddrs) {
+		host, ok := hostPort(n)
+		bad(!ok || host == "", "REDIS_CLUSTER_ADDRS: %q is not a host:port such as 10.0.0.1:7000", n)
+	}
+	if c.ExtraCAFile != "" {
+		pem, err := os.ReadFile(c.ExtraCAFile)
+		bad(err != nil, "WEBHOOKD_EXTRA_CA_FILE: %v", err)
+		bad(err == nil && !x509.NewCertPool().AppendCertsFromPEM(pem), "WEBHOOKD_EXTRA_CA_FILE: %s holds no PEM certificate",
+			c.ExtraCAFile)
+	}
+}
+
+// hostPort splits "host:port" with a port from 0 to 65535 (the host may be empty).
+func hostPort(s string) (host string, ok bool) {
+	host, port, err := net.SplitHostPort(s)
+	n, perr := strconv.Atoi(port)
+	return host, err == nil && perr == nil && n >= 0 && n <= 65535
 }
 
 func (c *Config) validateLimits(bad func(bool, string, ...any)) {

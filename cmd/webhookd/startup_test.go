@@ -30,6 +30,14 @@ func TestConfigErrorsStopServe(t *testing.T) {
 		{"WEBHOOKD_CONCURRENCY", "0", "WEBHOOKD_CONCURRENCY"},
 		{"WEBHOOKD_BODY_LIMIT", "10", "WEBHOOKD_BODY_LIMIT"},
 		{"WEBHOOKD_ROLE", "both", "WEBHOOKD_ROLE"},
+		{"WEBHOOKD_RETRY_MULTIPLIER", "Inf", "WEBHOOKD_RETRY_MULTIPLIER"},
+		{"WEBHOOKD_ADDR", "notanaddr", "WEBHOOKD_ADDR"},
+		{"WEBHOOKD_ADDR", "127.0.0.1:99999", "WEBHOOKD_ADDR"},
+		{"WEBHOOKD_METRICS_ADDR", "bogus", "WEBHOOKD_METRICS_ADDR"},
+		{"WEBHOOKD_PPROF_ADDR", "bogus", "WEBHOOKD_PPROF_ADDR"},
+		{"WEBHOOKD_EXTRA_CA_FILE", "/dev/null", "WEBHOOKD_EXTRA_CA_FILE"},
+		{"WEBHOOKD_EXTRA_CA_FILE", "/nonexistent/ca.pem", "WEBHOOKD_EXTRA_CA_FILE"},
+		{"REDIS_CLUSTER_ADDRS", "foo", "REDIS_CLUSTER_ADDRS"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.env+"="+tt.value, func(t *testing.T) {
