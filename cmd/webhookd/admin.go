@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/cert-ix/webhookd/registry"
@@ -32,6 +33,18 @@ func adminStore(ctx context.Context, getenv func(string) string, stderr io.Write
 	return s, rc.Close, nil
 }
 
+// parseFlags parses a command's flags; an argument left over (a typo, a value without its
+// flag) is a usage error rather than something silently ignored.
+func parseFlags(fs *flag.FlagSet, args []string) error {
+	if err := fs.Parse(args); err != nil {
+		return usageError{err.Error()}
+	}
+	if fs.NArg() > 0 {
+		return usageError{fmt.Sprintf("%s: unexpected argument %q", fs.Name(), fs.Arg(0))}
+	}
+	return nil
+}
+
 func printJSON(w io.Writer, v any) error {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
@@ -48,10 +61,10 @@ func adminTenants(ctx context.Context, args []string, getenv func(string) string
 		fs.SetOutput(stderr)
 		name := fs.String("name", "", "tenant name (required)")
 		quota := fs.Int64("monthly-event-quota", 0, "events per UTC calendar month; 0: unlimited")
-		if err := fs.Parse(args[1:]); err != nil {
-			return usageError{err.Error()}
+		if err := parseFlags(fs, args[1:]); err != nil {
+			return err
 		}
-		if *name == "" || *quota < 0 {
+		if strings.TrimSpace(*name) == "" || *quota < 0 {
 			return usageError{"tenants create needs --name and a --monthly-event-quota >= 0"}
 		}
 		s, done, err := adminStore(ctx, getenv, stderr)
@@ -140,8 +153,8 @@ func listKeys(ctx context.Context, args []string, getenv func(string) string, st
 	fs := flag.NewFlagSet("webhookd keys list", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	tenant := fs.String("tenant", "", "tenant id (required)")
-	if err := fs.Parse(args); err != nil {
-		return usageError{err.Error()}
+	if err := parseFlags(fs, args); err != nil {
+		return err
 	}
 	if *tenant == "" {
 		return usageError{"keys list needs --tenant"}
@@ -171,8 +184,8 @@ func parseKeyCreate(args []string, stderr io.Writer) (registry.NewKeyParams, err
 	scans := fs.String("allowed-scan-types", "", "comma-separated scan engines; empty: all")
 	rate := fs.Int("rate-limit-per-minute", 0, "requests per minute; 0: the service default")
 	name := fs.String("name", "", "a name for the key")
-	if err := fs.Parse(args); err != nil {
-		return registry.NewKeyParams{}, usageError{err.Error()}
+	if err := parseFlags(fs, args); err != nil {
+		return registry.NewKeyParams{}, err
 	}
 	p := registry.NewKeyParams{TenantID: *tenant, Name: *name, Scopes: splitList(*scopes),
 		AllowedIPAddresses: splitList(*ips), AllowedScanTypes: splitList(*scans), RateLimitPerMinute: *rate}
@@ -182,7 +195,10 @@ func parseKeyCreate(args []string, stderr io.Writer) (registry.NewKeyParams, err
 	if *expires != "" {
 		t, err := time.Parse(time.RFC3339, *expires)
 		if err != nil {
-			return p, usageError{fmt.Sprintf("--expires must be RFC 3339, e.g. 2027-01-31T00:00:00Z: %v", err)}
+			return p, usageError{fmt.Sprintf("--expires %q is not an RFC 3339 time such as 2027-01-31T00:00:00Z", *expires)}
+		}
+		if !t.After(time.Now()) {
+			return p, usageError{fmt.Sprintf("--expires %s is not in the future: the key would never work", *expires)}
 		}
 		p.ExpiresAt = &t
 	}

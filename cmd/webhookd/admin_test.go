@@ -126,7 +126,13 @@ func TestAdminCLIUsageErrors(t *testing.T) {
 		{"keys create without a tenant", []string{"keys", "create", "--scopes", "webhooks:read"}},
 		{"unknown scope", []string{"keys", "create", "--tenant", "t1", "--scopes", "webhooks:admin"}},
 		{"bad expiry", []string{"keys", "create", "--tenant", "t1", "--scopes", "webhooks:read", "--expires", "tomorrow"}},
+		{"expiry in the past", []string{"keys", "create", "--tenant", "t1", "--scopes", "webhooks:read", "--expires",
+			"2020-01-01T00:00:00Z"}},
+		{"a stray argument to keys create", []string{"keys", "create", "--tenant", "t1", "--scopes", "webhooks:read", "extra"}},
+		{"a stray argument to tenants create", []string{"tenants", "create", "--name", "x", "extra"}},
+		{"a blank tenant name", []string{"tenants", "create", "--name", "  "}},
 		{"keys list without a tenant", []string{"keys", "list"}},
+		{"a stray argument to keys list", []string{"keys", "list", "--tenant", "t1", "extra"}},
 		{"revoke with two ids", []string{"keys", "revoke", "a", "b"}},
 		{"serve with a bad role", []string{"serve", "--role", "everything"}},
 		{"serve with a bad duration", []string{"serve", "--retry-initial-interval", "soon"}},
@@ -139,6 +145,9 @@ func TestAdminCLIUsageErrors(t *testing.T) {
 			}
 			if out != "" {
 				t.Errorf("a usage error printed %q on stdout", out)
+			}
+			if strings.Contains(err.Error(), "parsing time") || strings.Contains(err.Error(), "cannot parse") {
+				t.Errorf("a usage error shows Go's parse error: %v", err)
 			}
 		})
 	}
