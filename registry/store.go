@@ -91,6 +91,12 @@ func (s *Store) Ping(ctx context.Context) error {
 // CheckVersion refuses Redis servers older than MinRedisVersion with a clear message.
 func CheckVersion(ctx context.Context, rdb redis.UniversalClient) (string, error) {
 	info, err := rdb.Info(ctx, "server").Result()
+	var refused redis.Error
+	if errors.As(err, &refused) { // the server answered, but not as redis-server does
+		return "", fmt.Errorf("the server does not answer INFO server as redis-server does (%q): webhookd needs "+
+			"redis-server %s or newer, and the embedded Redis of `webhookd serve` serves only that process", refused.Error(),
+			MinRedisVersion)
+	}
 	if err != nil {
 		return "", fmt.Errorf("reading Redis server info: %w", err)
 	}

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/alicebob/miniredis/v2"
 	"github.com/cert-ix/webhookd/registry"
 	"github.com/cert-ix/webhookd/registry/registrytest"
 	"github.com/redis/go-redis/v9"
@@ -64,6 +65,15 @@ func TestCheckVersionFakeServer(t *testing.T) {
 			}
 		})
 	}
+	t.Run("INFO server refused (the embedded Redis)", func(t *testing.T) {
+		m := miniredis.RunT(t)
+		c := redis.NewClient(&redis.Options{Addr: m.Addr()})
+		t.Cleanup(func() { c.Close() })
+		_, err := registry.CheckVersion(t.Context(), c)
+		if err == nil || !strings.Contains(err.Error(), "redis-server") || !strings.Contains(err.Error(), "embedded") {
+			t.Errorf("CheckVersion on miniredis = %v, want an error saying redis-server is needed", err)
+		}
+	})
 	t.Run("no version", func(t *testing.T) {
 		_, err := registry.CheckVersion(t.Context(), fakeRedisClient(t, "# Server\r\nredis_mode:standalone\r\n"))
 		if err == nil || !strings.Contains(err.Error(), "redis_version") {
