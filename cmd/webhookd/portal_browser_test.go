@@ -65,6 +65,7 @@ func TestPortalInBrowser(t *testing.T) {
 	w.failProbation(t, wide)
 	w.reenable(t, wide, pingHash)
 	w.secretAndEdit(t, wide)
+	keepFromDeleting(t, wide)
 	w.chartMatchesStats(t, wide)
 	w.findScan(t, wide)
 	w.recoverSinceFailures(t, wide)
@@ -256,6 +257,22 @@ func (w *portalWorld) reenable(t *testing.T, wide *tab, pingHash string) {
 	wide.wait(t, `//tr[.//code[normalize-space()="`+w.held+`"]]`)
 	if n := eval[int](t, wide, `document.querySelectorAll("td[data-label=Status] .badge:not(.badge-ok)").length`); n != 0 {
 		t.Errorf("the succeeded filter lists %d deliveries of other statuses", n)
+	}
+}
+
+// keepFromDeleting asks to delete the endpoint on its page and takes it back, by Escape and by
+// "Keep it": each time the Delete… button is back, usable and focused, and nothing is deleted.
+func keepFromDeleting(t *testing.T, wide *tab) {
+	const ask, question = `//button[normalize-space()="Delete…"]`, `//span[normalize-space()="Delete this endpoint?"]`
+	for _, takeBack := range []chromedp.Action[chromedp.Void]{chromedp.KeyEvent(kb.Escape),
+		chromedp.Click(`//button[normalize-space()="Keep it"]`, chromedp.NodeVisible)} {
+		wide.click(t, ask)
+		wide.wait(t, question)
+		wide.do(t, takeBack)
+		wide.wait(t, ask+`[not(@disabled)]`)
+		if got := eval[string](t, wide, `document.activeElement ? document.activeElement.textContent : ""`); got != "Delete…" {
+			t.Errorf("after taking the question back the focus is on %q, want the Delete… button", got)
+		}
 	}
 }
 

@@ -25,6 +25,10 @@ export async function show(ctx) {
       if (err.name !== "AbortError") put(problem, errorBox(err));
     }
   });
+  if (first.data.status === "held") { // its endpoint is disabled: the API would refuse (WEBHOOK_DISABLED)
+    retry.disabled = true;
+    retry.title = "Enable the endpoint first: its held deliveries are then sent again";
+  }
   put(ctx.main,
     h("p", null, h("a", { href: "#" + path("endpoints", eid) }, "← Endpoint")),
     h("h1", { tabindex: "-1" }, "Delivery"),

@@ -85,8 +85,8 @@ export function errorBox(err) {
     err.code ? h("p", { class: "muted small" }, `Code ${err.code}` + (err.requestId ? ` · request ${err.requestId}` : "")) : null);
 }
 
-// button is a real <button>; busy work disables it until onclick's promise settles, and an
-// error lands in the status region given.
+// button is a real <button>; busy work disables it until onclick's promise settles (also when
+// onclick took it off the page, which may put it back later, as the delete confirmation does).
 export function button(label, onclick, props = {}) {
   const b = h("button", { type: "button", ...props }, label);
   b.addEventListener("click", async () => {
@@ -94,7 +94,7 @@ export function button(label, onclick, props = {}) {
     try {
       await onclick(b);
     } finally {
-      if (b.isConnected) b.disabled = false;
+      b.disabled = false;
     }
   });
   return b;

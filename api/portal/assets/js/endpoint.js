@@ -93,9 +93,14 @@ function enabledNotice(e) {
     (e.probation ? " It is on probation: one attempt at a time until one succeeds." : "");
 }
 
-// deleteControl asks on the page itself (no browser dialog) before it deletes.
+// deleteControl asks on the page itself (no browser dialog) before it deletes; "Keep it" or
+// Escape takes the question back.
 function deleteControl(e, fail) {
   const wrap = h("span", { class: "confirm" });
+  const keep = () => { put(wrap, ask); ask.focus(); };
+  wrap.addEventListener("keydown", (ev) => {
+    if (ev.key === "Escape" && !wrap.contains(ask)) { ev.preventDefault(); keep(); }
+  });
   const ask = button("Delete…", () => {
     const yes = button("Delete for good", async () => {
       try {
@@ -106,7 +111,7 @@ function deleteControl(e, fail) {
         if (err.name !== "AbortError") fail(err);
       }
     }, { class: "danger" });
-    const no = button("Keep it", () => { put(wrap, ask); ask.focus(); });
+    const no = button("Keep it", keep);
     put(wrap, h("span", null, "Delete this endpoint? "), yes, no);
     no.focus();
   }, { class: "danger" });
@@ -184,7 +189,8 @@ async function deliveriesSection(e, ctx) {
   try {
     const env = await call("GET", path("webhooks", e.id, "deliveries") + "?" + q, { signal: ctx.signal });
     body = [env.data.length ? deliveryTable(e, env.data)
-      : h("p", { class: "empty" }, status ? `No ${status} deliveries.` : "No deliveries yet. Send a test to see one."),
+      : h("p", { class: "empty" }, env.pagination.total > 0 ? "No deliveries on this page."
+        : status ? `No ${status} deliveries.` : "No deliveries yet. Send a test to see one."),
     pager(env.pagination, href)];
   } catch (err) {
     if (err.name === "AbortError" || err.status === 401) throw err;

@@ -108,7 +108,8 @@ function controls(e) {
     spellcheck: "false", placeholder: "https://receiver.example.com/hooks", value: e ? e.url : "" });
   const boxes = [...SCAN_EVENTS, ...OPERATIONAL_EVENTS].map((t) => h("input", { type: "checkbox", name: "events", value: t,
     checked: e ? e.events.includes(t) : t === "scan.completed" || t === "scan.failed" }));
-  const desc = h("textarea", { name: "description", rows: 2, maxlength: 1024 });
+  // No maxlength: the browser would cut a longer text without a word; the API's answer names the limit.
+  const desc = h("textarea", { name: "description", rows: 2 });
   desc.value = e ? e.description : "";
   const headers = h("textarea", { name: "headers", rows: 3, spellcheck: "false" });
   headers.value = e ? Object.entries(e.headers).map(([k, v]) => `${k}: ${v}`).join("\n") : "";
