@@ -2,9 +2,13 @@ package registry_test
 
 import (
 	"fmt"
+	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/cert-ix/webhookd/registry"
+	"github.com/cert-ix/webhookd/registry/registrytest"
+	"github.com/redis/go-redis/v9"
 )
 
 // newBatch is n scan.completed events of scans of their own, created now.
@@ -116,4 +120,106 @@ func TestRetractEvents(t *testing.T) {
 			t.Errorf("%d events stored, want both", n)
 		}
 	})
+}
+
+// TestBatchWorkIsOneCommandAKey: a batch of events to the same endpoints reads each endpoint
+// and schedules its drain once, not once an event, and adds the events to the event log in one
+// command; a drain takes a batch of deliveries with their events in one read, and records
+// their outcomes with one command for each queue and index they leave or join. Counted by
+// redis-server (INFO commandstats) on a server of the test's own, so that no other test's
+// commands are counted; the deliveries end as they would one at a time.
+func TestBatchWorkIsOneCommandAKey(t *testing.T) {
+	srv := registrytest.StartServer(t)
+	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr})
+	t.Cleanup(func() { rdb.Close() })
+	e := newEnv(t, rdb, registry.Config{InlineFanout: 32})
+	tn := e.tenant(t, 0)
+	plain := e.endpoint(t, tn.ID)
+	ordered, err := e.store.CreateEndpoint(t.Context(), tn.ID, registry.NewEndpoint{URL: "https://hooks.example.test/ordered",
+		Events: []string{registry.EventScanCompleted}, Secret: newSecret(t), Ordering: registry.OrderingScan})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := e.newBatch(50, "")
+	for i := range b.Events {
+		b.Events[i].ScanID = fmt.Sprintf("scan-%d", i%5)
+	}
+	resetStats(t, rdb)
+	sb, err := e.store.PublishEvents(t.Context(), tn.ID, b)
+	if err != nil || len(sb.Drains) != 2 {
+		t.Fatalf("PublishEvents = %+v, %v; want the drains of both endpoints", sb, err)
+	}
+	wantAtMost(t, "a batch of 50 events to 2 endpoints", commandCalls(t, rdb), map[string]int{"hmget": 2, "exists": 2,
+		"zadd": 50 + 50 + 1 + 2}) // a delivery to each endpoint queued or in its lane, the log, the drains
+
+	drains := map[string]int64{sb.Drains[0].EndpointID: sb.Drains[0].N, sb.Drains[1].EndpointID: sb.Drains[1].N}
+	if items, _ := e.take(t, tn.ID, ordered.ID, drains[ordered.ID], 50); len(items) != 5 {
+		t.Errorf("ordered endpoint: %d deliveries queued, want one a scan (5), the rest waiting in lanes", len(items))
+	}
+	resetStats(t, rdb)
+	items, _ := e.take(t, tn.ID, plain.ID, drains[plain.ID], 16)
+	if len(items) != 16 {
+		t.Fatalf("took %d deliveries, want 16", len(items))
+	}
+	for _, it := range items {
+		if !strings.Contains(string(it.Body), it.EventID) {
+			t.Fatalf("delivery %s was taken with body %q, not its event's", it.DeliveryID, it.Body)
+		}
+	}
+	wantAtMost(t, "taking 16 deliveries", commandCalls(t, rdb), map[string]int{"get": 1, "mget": 1})
+	resetStats(t, rdb)
+	var sent []registry.Outcome
+	for i, it := range items {
+		out := registry.OutcomeSuccess
+		if i%4 == 0 {
+			out = registry.OutcomeFailure
+		}
+		sent = append(sent, registry.Outcome{Item: it, Outcome: out, Attempt: e.sentAttempt(200)})
+	}
+	fin := e.finish(t, tn.ID, plain.ID, policy{disableAfter: 100, maxAttempts: 5}, sent...)
+	wantAtMost(t, "recording 16 outcomes", commandCalls(t, rdb), map[string]int{
+		"hdel": 2, "zrem": 1, "zadd": 3, "hget": 0}) // HDEL: the queue entries and the endpoint's streak
+	if ok, retrying := e.statusCount(t, tn.ID, plain.ID, registry.DeliverySucceeded),
+		e.statusCount(t, tn.ID, plain.ID, registry.DeliveryRetrying); ok != 12 || retrying != 4 {
+		t.Errorf("after the batch: %d succeeded, %d retrying (%v); want 12 and 4", ok, retrying, fin.Statuses)
+	}
+	if n := e.statusCount(t, tn.ID, plain.ID, registry.DeliveryPending); n != 34 {
+		t.Errorf("%d deliveries still pending, want 34", n)
+	}
+}
+
+func resetStats(t *testing.T, rdb *redis.Client) {
+	t.Helper()
+	if err := rdb.ConfigResetStat(t.Context()).Err(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// wantAtMost fails for each command called more often than most allows.
+func wantAtMost(t *testing.T, what string, calls, most map[string]int) {
+	t.Helper()
+	for cmd, n := range most {
+		if calls[cmd] > n {
+			t.Errorf("%s: %d %s, want at most %d", what, calls[cmd], strings.ToUpper(cmd), n)
+		}
+	}
+}
+
+// commandCalls is redis-server's INFO commandstats: calls by command, lower case.
+func commandCalls(t *testing.T, rdb *redis.Client) map[string]int {
+	t.Helper()
+	info, err := rdb.Info(t.Context(), "commandstats").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	calls := map[string]int{}
+	for _, line := range strings.Split(info, "\n") {
+		name, rest, ok := strings.Cut(strings.TrimPrefix(strings.TrimSpace(line), "cmdstat_"), ":calls=")
+		if !ok {
+			continue
+		}
+		n, _ := strconv.Atoi(strings.SplitN(rest, ",", 2)[0])
+		calls[name] = n
+	}
+	return calls
 }

@@ -56,12 +56,34 @@ local function promote(tag, eid, did, lane)
   end
 end
 
+-- unqueue takes the batch's deliveries that are still queued as the drain took them off the
+-- queue, in one step; it returns them as a set. One held or queued again meanwhile has another
+-- entry, or none.
+local function unqueue()
+  local dids, n = {}, 0
+  for i = 9, #ARGV, 10 do
+    n = n + 1
+    dids[n] = ARGV[i]
+  end
+  if n == 0 then return {} end
+  local cur, current, live = redis.call('HMGET', KEYS[2], unpack(dids)), {}, {}
+  for j, did in ipairs(dids) do
+    if cur[j] == ARGV[10 * j] then
+      current[did] = true
+      table.insert(live, did)
+    end
+  end
+  if #live > 0 then
+    redis.call('HDEL', KEYS[2], unpack(live))
+    redis.call('ZREM', KEYS[3], unpack(live))
+  end
+  return current
+end
+
 -- record writes a queued delivery's new state, dated by the attempt's end; it returns the
 -- status it got.
 -- A probation failure (keep) costs the delivery nothing: its run's attempts stay as they were.
 local function record(tag, eid, did, entry, s, status, att, nextAt, at, retsec, keep)
-  redis.call('HDEL', KEYS[2], did)
-  redis.call('ZREM', KEYS[3], did)
   local evid, etype, created, gen, rec, run, lane = parseEntry(entry)
   if att ~= '' and not keep then run = run + 1 end
   if status ~= 'succeeded' and s.status ~= 'active' then status, gen = 'held', gen + 1 end
@@ -81,8 +103,8 @@ local function record(tag, eid, did, entry, s, status, att, nextAt, at, retsec, 
     redis.call('EXPIRE', k, retsec)
   end
   if lane ~= '' and (status == 'succeeded' or status == 'failed') then promote(tag, eid, did, lane) end
-  redis.call('ZADD', statusKey(tag, eid, status), created, did)
-  if status == 'retrying' then redis.call('ZADD', KEYS[4], nextAt, retryEntry(did, eid, gen, run)) end
+  addLater(statusKey(tag, eid, status), created, did)
+  if status == 'retrying' then addLater(KEYS[4], nextAt, retryEntry(did, eid, gen, run)) end
   return status, evid, etype, gen
 end
 
@@ -93,13 +115,14 @@ local tag, eid, now, retsec = ARGV[1], ARGV[2], ARGV[3], ARGV[6]
 local h = loadHealth(KEYS[1], ARGV[4], ARGV[5], ARGV[7])
 local out, stats, ops = {}, {}, {}
 local function note(opid) if opid then table.insert(ops, opid) end end
+local current = unqueue()
 for i = 9, #ARGV, 10 do
   local did, entry, outcome, status, reason, att, at, nextAt, backoff, dur = ARGV[i], ARGV[i + 1], ARGV[i + 2],
     ARGV[i + 3], ARGV[i + 4], ARGV[i + 5], ARGV[i + 6], ARGV[i + 7], ARGV[i + 8] == '1', ARGV[i + 9]
   local keep = countStreak(h, did, outcome, reason, at)
   adapt(h, outcome, backoff, now, tonumber(at) - tonumber(dur))
   if att ~= '' and h.status then tally(stats, at, outcome == 'success', dur) end
-  if redis.call('HGET', KEYS[2], did) == entry then
+  if current[did] then
     local evid, etype, gen
     status, evid, etype, gen = record(tag, eid, did, entry, h, status, att, nextAt, at, retsec, keep)
     if status == 'failed' and not OPERATIONAL[etype] then
@@ -112,6 +135,7 @@ for i = 9, #ARGV, 10 do
   end
   table.insert(out, status)
 end
+addAll()
 saveHealth(h)
 saveStats(tag, eid, stats, ARGV[8])
 if h.warned then

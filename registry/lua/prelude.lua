@@ -23,9 +23,35 @@ local function deliveryId(evid, eid)
     string.format('%x', v) .. string.sub(h, 18, 20) .. '-' .. string.sub(h, 21, 32)
 end
 
+-- addLater and addAll add a script's sorted-set entries one ZADD a key instead of one an
+-- entry: a script that calls addLater calls addAll before anything reads those sets.
+local adds = {}
+local function addLater(key, score, member)
+  local a = adds[key]
+  if not a then
+    a = {}
+    adds[key] = a
+  end
+  table.insert(a, score)
+  table.insert(a, member)
+end
+
+local function addAll()
+  for key, a in pairs(adds) do redis.call('ZADD', key, unpack(a)) end
+  adds = {}
+end
+
+-- woken and endpointState remember, for one run of a script, the endpoints wake has seen
+-- (a drain is scheduled or holds the lease; no script that wakes an endpoint ends a lease)
+-- and what fanOut read of each (no script that fans out changes an endpoint): a batch of
+-- events to one endpoint reads it and wakes it once.
+local woken, endpointState = {}, {}
+
 -- wake makes sure a drain of the endpoint's queue is scheduled. It returns "eid:n" for the
 -- caller to queue (in the outbox until that drain ends), or nil when one holds the lease.
 local function wake(tag, eid, now)
+  if woken[eid] then return nil end
+  woken[eid] = true
   local q = drainKey(tag, eid)
   if redis.call('EXISTS', q) == 1 then return nil end
   local n = redis.call('INCR', drainCountKey(tag, eid))
@@ -162,18 +188,26 @@ local function storeEvent(k, etype, now, body, lane, exclude, retsec)
   redis.call('SET', k, etype .. '|' .. now .. '|' .. lane .. '|' .. exclude .. '|' .. body, 'EX', retsec)
 end
 
--- readEvent reads an event's record as {type, at, lane, exclude, body}, from the string or,
--- for an event stored by an earlier version, from its hash; nil when it is gone.
-local function readEvent(tag, evid)
-  local v = redis.call('GET', eventKey(tag, evid))
-  if v then
-    local _, e, typ, at, lane, exclude = string.find(v, '^([^|]*)|([^|]*)|([^|]*)|([^|]*)|')
-    return {typ, at, lane, exclude, string.sub(v, e + 1)}
+-- readEvents reads events' records, each as {type, at, lane, exclude, body}, from their strings
+-- (one MGET) or, for an event stored by an earlier version, from its hash; nil for one gone.
+local function readEvents(tag, evids)
+  local keys = {}
+  for i, evid in ipairs(evids) do keys[i] = eventKey(tag, evid) end
+  local vs, out = redis.call('MGET', unpack(keys)), {}
+  for i, evid in ipairs(evids) do
+    local v = vs[i]
+    if v then
+      local _, e, typ, at, lane, exclude = string.find(v, '^([^|]*)|([^|]*)|([^|]*)|([^|]*)|')
+      out[i] = {typ, at, lane, exclude, string.sub(v, e + 1)}
+    else
+      local h = redis.call('HMGET', legacyEventKey(tag, evid), 'type', 'at', 'lane', 'exclude', 'body', 'createdAt')
+      if h[1] then out[i] = {h[1], h[2] or h[6], h[3] or '', h[4] or '', h[5] or ''} end
+    end
   end
-  local h = redis.call('HMGET', legacyEventKey(tag, evid), 'type', 'at', 'lane', 'exclude', 'body', 'createdAt')
-  if not h[1] then return nil end
-  return {h[1], h[2] or h[6], h[3] or '', h[4] or '', h[5] or ''}
+  return out
 end
+
+local function readEvent(tag, evid) return readEvents(tag, {evid})[1] end
 
 local function newDelivery(tag, did, eid, evid, etype, status, now, retsec, lane)
   local k = deliveryKey(tag, did)
@@ -193,7 +227,10 @@ local function fanOut(tag, evid, etype, lane, eids, now, retsec, fresh, exclude)
   local out = {}
   for _, eid in ipairs(eids) do
     local ep = {false}
-    if eid ~= exclude then ep = redis.call('HMGET', endpointKey(tag, eid), 'status', 'ordering') end
+    if eid ~= exclude then
+      ep = endpointState[eid] or redis.call('HMGET', endpointKey(tag, eid), 'status', 'ordering')
+      endpointState[eid] = ep
+    end
     local st = ep[1]
     if st then
       local did = deliveryId(evid, eid)

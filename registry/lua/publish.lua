@@ -47,7 +47,7 @@ for i = 0, count - 1 do
   local subs = subsOf[sk]
   storeEvent(ek, etype, now, ARGV[a + 2], lane, exclude, retsec)
   record[#record + 1] = evid .. '=' .. #subs
-  redis.call('ZADD', tk, now, evid)
+  addLater(tk, now, evid)
   if lane ~= '' then indexScan(scanIndexKey(tag, ARGV[11]), lane, evid) end
   if #subs > tonumber(ARGV[9]) then
     redis.call('ZADD', KEYS[3], now, fanoutEntry(evid))
@@ -58,6 +58,7 @@ for i = 0, count - 1 do
   end
   table.insert(out, tostring(#subs))
 end
+addAll()
 if ARGV[7] ~= '' then redis.call('SET', KEYS[1], ARGV[7] .. table.concat(record, ','), 'EX', ARGV[4]) end
 for _, d in ipairs(drains) do table.insert(out, d) end
 return out

@@ -34,17 +34,21 @@ if #take == 0 then
   return {'ok', {}}
 end
 local entries = redis.call('HMGET', KEYS[3], unpack(take))
-local out = {'ok', redis.call('HGETALL', KEYS[4])}
+local found, evids = {}, {}
 for i, did in ipairs(take) do
-  local e = entries[i]
-  if e then
-    local evid = parseEntry(e)
-    table.insert(out, did)
-    table.insert(out, e)
-    local ev = readEvent(tag, evid)
-    table.insert(out, ev and ev[5] or '')
+  if entries[i] then
+    table.insert(found, i)
+    table.insert(evids, (parseEntry(entries[i])))
   else
     redis.call('ZREM', KEYS[2], did) -- an index entry without a queue entry: nothing to send
   end
+end
+local out = {'ok', redis.call('HGETALL', KEYS[4])}
+if #evids == 0 then return out end
+local evs = readEvents(tag, evids)
+for j, i in ipairs(found) do
+  table.insert(out, take[i])
+  table.insert(out, entries[i])
+  table.insert(out, evs[j] and evs[j][5] or '')
 end
 return out
