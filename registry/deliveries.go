@@ -168,6 +168,13 @@ func (s *Store) Delivery(ctx context.Context, tid, eid, did string, withAttempts
 	if len(m) > 0 && m["webhookId"] != eid {
 		return nil, E(CodeDeliveryNotFound)
 	}
+	if len(m) == 0 && q.Val() == "" {
+		kept, err := s.readKept(ctx, tid, []keptRef{{eid, did}})
+		if err != nil {
+			return nil, err
+		}
+		m = kept[0]
+	}
 	d := deliveryOf(tid, eid, did, m, q.Val())
 	if d == nil {
 		return nil, E(CodeDeliveryNotFound)
@@ -218,11 +225,26 @@ func (s *Store) ListDeliveries(ctx context.Context, tid, eid, status string, pg 
 	if err != nil {
 		return nil, 0, storeErr("get deliveries", err)
 	}
-	out := make([]*Delivery, 0, len(ids))
-	entries := queued.Val()
+	records, entries := make([]map[string]string, len(ids)), queued.Val()
+	var refs []keptRef
+	var at []int
 	for i, c := range cmds {
+		records[i] = c.Val()
+		if e, _ := entries[i].(string); len(records[i]) == 0 && e == "" {
+			refs, at = append(refs, keptRef{eid, ids[i]}), append(at, i)
+		}
+	}
+	kept, err := s.readKept(ctx, tid, refs)
+	if err != nil {
+		return nil, 0, err
+	}
+	for j, i := range at {
+		records[i] = kept[j]
+	}
+	out := make([]*Delivery, 0, len(ids))
+	for i, m := range records {
 		e, _ := entries[i].(string)
-		if d := deliveryOf(tid, eid, ids[i], c.Val(), e); d != nil {
+		if d := deliveryOf(tid, eid, ids[i], m, e); d != nil {
 			out = append(out, d)
 		}
 	}

@@ -31,6 +31,10 @@
 //	wh:{t:T}:dlv:D               delivery record (hash), created by its first attempt's outcome,
 //	                             which it keeps (attempt.go)
 //	wh:{t:T}:dlv:D:att           its attempts after the first (list, newest 100)
+//	wh:{t:T}:ok:HOUR             deliveries created that hour (Unix hours) that succeeded at their
+//	                             first attempt, without a record: delivery id -> "eventId|
+//	                             eventType|updatedAt|first attempt" (hash, retention after the
+//	                             hour; kept.go); a manual retry gives one its record back
 //	wh:{t:T}:ep:E:dlv:STATUS     the endpoint's deliveries of one status by creation (zset); each
 //	                             delivery is in one, so listing them all merges them; :pending
 //	                             is also the endpoint's queue

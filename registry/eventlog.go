@@ -96,11 +96,6 @@ func (s *Store) EventWithDeliveries(ctx context.Context, tid, evid string) (*Eve
 	if err != nil {
 		return nil, nil, storeErr("list endpoints", err)
 	}
-	type reads struct {
-		rec   *redis.SliceCmd
-		last  *redis.StringCmd
-		entry *redis.StringCmd
-	}
 	rs := make([]reads, len(eids))
 	if _, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 		for i, eid := range eids {
@@ -112,13 +107,49 @@ func (s *Store) EventWithDeliveries(ctx context.Context, tid, evid string) (*Eve
 	}); err != nil && err != redis.Nil {
 		return nil, nil, storeErr("get event deliveries", err)
 	}
+	recs, err := s.withKept(ctx, tid, evid, eids, rs)
+	if err != nil {
+		return nil, nil, err
+	}
 	out := []EventDelivery{}
 	for i, eid := range eids {
-		if d, ok := eventDelivery(DeliveryID(evid, eid), eid, rs[i].rec.Val(), rs[i].last.Val(), rs[i].entry.Val()); ok {
+		if d, ok := eventDelivery(DeliveryID(evid, eid), eid, recs[i], rs[i].last.Val(), rs[i].entry.Val()); ok {
 			out = append(out, d)
 		}
 	}
 	return withData(ev), out, nil
+}
+
+// reads are what EventWithDeliveries reads of its delivery to one endpoint: its record's
+// status, attemptCount and first attempt, its last logged attempt and its queue entry.
+type reads struct {
+	rec   *redis.SliceCmd
+	last  *redis.StringCmd
+	entry *redis.StringCmd
+}
+
+// withKept is each delivery's status, attemptCount and first attempt, from its record or, for
+// one that has neither a record nor a queue entry, as kept (kept.go).
+func (s *Store) withKept(ctx context.Context, tid, evid string, eids []string, rs []reads) ([][]any, error) {
+	recs := make([][]any, len(rs))
+	var refs []keptRef
+	var at []int
+	for i, r := range rs {
+		recs[i] = r.rec.Val()
+		if st, _ := recs[i][0].(string); st == "" && r.entry.Val() == "" {
+			refs, at = append(refs, keptRef{eids[i], DeliveryID(evid, eids[i])}), append(at, i)
+		}
+	}
+	kept, err := s.readKept(ctx, tid, refs)
+	if err != nil {
+		return nil, err
+	}
+	for j, i := range at {
+		if m := kept[j]; m != nil {
+			recs[i] = []any{m["status"], m["attemptCount"], m["first"]}
+		}
+	}
+	return recs, nil
 }
 
 // eventDelivery reads one delivery from its record's fields (status, attemptCount, first

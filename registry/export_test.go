@@ -1,12 +1,18 @@
 package registry
 
-import "context"
+import (
+	"context"
+	"time"
+)
 
 // Key functions, for the package's external tests that look at Redis from outside.
 var (
 	DrainKeyOf    = drainKey
 	DeliveryKeyOf = deliveryKey
 )
+
+// KeptKeyOf is the key of the hash that keeps the first-attempt successes created at created.
+func KeptKeyOf(tid string, created time.Time) string { return keptKey(tid, created.UnixMilli()/hourMs) }
 
 // Key functions of the records the compatibility tests write as an earlier version did.
 var (

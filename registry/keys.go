@@ -31,6 +31,7 @@ const (
 	partSubscribers = ":sub:"
 	partOp          = ":op:"    // an operational event waiting to be published
 	partStats       = ":stats:" // after an endpoint key: one hour's attempt counts and durations
+	partKept        = ":ok:"    // one hour's deliveries that succeeded at their first attempt
 )
 
 // waitingIndex is the status index of deliveries waiting in their scan's lane: shown as
@@ -62,6 +63,12 @@ func opKey(tid, opid string) string          { return tenantTag(tid) + partOp + 
 // statsKey holds one hour (Unix hours) of an endpoint's attempts: counts and a duration histogram.
 func statsKey(tid, eid string, hour int64) string {
 	return endpointKey(tid, eid) + partStats + strconv.FormatInt(hour, 10)
+}
+
+// keptKey holds the deliveries created in one hour (Unix hours) that succeeded at their first
+// attempt, each a field (kept.go): they have no record of their own.
+func keptKey(tid string, hour int64) string {
+	return tenantTag(tid) + partKept + strconv.FormatInt(hour, 10)
 }
 
 // eventsKey indexes a tenant's events of one type by creation time (the listing and the
@@ -129,6 +136,7 @@ local function subscribersKey(tag, typ) return tag .. '` + partSubscribers + `' 
 local function opKey(tag, opid) return tag .. '` + partOp + `' .. opid end
 local function statsKey(tag, eid, hour) return endpointKey(tag, eid) .. '` + partStats + `' .. hour end
 local function scanIndexKey(tag, day) return tag .. '` + partScans + `' .. day end
+local function keptKey(tag, hour) return tag .. '` + partKept + `' .. hour end
 local WAITING = '` + waitingIndex + `'
 `
 

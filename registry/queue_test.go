@@ -415,8 +415,9 @@ func TestFinishBatch(t *testing.T) {
 		}
 		for i, c := range cases {
 			t.Run(c.name, func(t *testing.T) {
-				if !e.hasRecord(t, tn.ID, c.q.DeliveryID) {
-					t.Errorf("no record after the first attempt was finished")
+				// A first attempt that succeeded is kept in its hour's hash, without a record.
+				if has, want := e.hasRecord(t, tn.ID, c.q.DeliveryID), c.status != registry.DeliverySucceeded; has != want {
+					t.Errorf("record after the first attempt was finished: %t, want %t", has, want)
 				}
 				d, err := e.store.Delivery(ctx, tn.ID, ep.ID, c.q.DeliveryID, true)
 				if err != nil {
@@ -872,8 +873,9 @@ func TestQueuedDeliveryDisableEnableDelete(t *testing.T) {
 	})
 }
 
-// Memory shape: a queued delivery is its queue entry and index entries only; its record is
-// created by the first attempt finished.
+// Memory shape: a queued delivery is its queue entry and index entries only; a first attempt
+// that succeeds keeps it as one field of its creation hour's hash, kept for the retention
+// period after the hour ends; one that fails creates its record, kept for the retention period.
 func TestQueuedDeliveryHasNoRecord(t *testing.T) {
 	eachBackend(t, registry.Config{InlineFanout: 32}, func(t *testing.T, e *env) {
 		tn := e.tenant(t, 0)
@@ -891,11 +893,25 @@ func TestQueuedDeliveryHasNoRecord(t *testing.T) {
 			t.Fatalf("EXISTS record after Take = %d, %v; want 0 until the attempt is finished", n, err)
 		}
 		e.finish(t, tn.ID, ep.ID, lenient, registry.Outcome{Item: items[0], Outcome: registry.OutcomeSuccess, Attempt: e.sentAttempt(200)})
-		if n, err := e.rdb.Exists(t.Context(), registry.DeliveryKeyOf(tn.ID, did)).Result(); err != nil || n != 1 {
-			t.Errorf("EXISTS record after Finish = %d, %v; want 1", n, err)
+		if e.hasRecord(t, tn.ID, did) {
+			t.Errorf("a delivery that succeeded at its first attempt has a record of its own")
 		}
-		if ttl, err := e.rdb.TTL(t.Context(), registry.DeliveryKeyOf(tn.ID, did)).Result(); err != nil || ttl <= 0 {
-			t.Errorf("record TTL = %v, %v; want the retention period", ttl, err)
+		kk := registry.KeptKeyOf(tn.ID, st.Event.CreatedAt)
+		if ok, err := e.rdb.HExists(t.Context(), kk, did).Result(); err != nil || !ok {
+			t.Errorf("HEXISTS %s %s = %t, %v; want it kept there", kk, did, ok, err)
+		}
+		retention := 30 * 24 * time.Hour
+		if ttl, err := e.rdb.TTL(t.Context(), kk).Result(); err != nil || ttl < retention || ttl > retention+time.Hour {
+			t.Errorf("kept hour's TTL = %v, %v; want the retention period after the hour ends", ttl, err)
+		}
+
+		failed := e.publishStored(t, tn.ID, registry.EventScanCompleted)
+		fdid := registry.DeliveryID(failed.Event.ID, ep.ID)
+		items, _ = e.take(t, tn.ID, ep.ID, st.Drains[0].N, 10)
+		e.finish(t, tn.ID, ep.ID, lenient, registry.Outcome{Item: items[0], Outcome: registry.OutcomeFailure,
+			Attempt: e.sentAttempt(500), NextAttemptAt: e.clock.Now().Add(time.Minute)})
+		if ttl, err := e.rdb.TTL(t.Context(), registry.DeliveryKeyOf(tn.ID, fdid)).Result(); err != nil || ttl <= 0 {
+			t.Errorf("failed first attempt: record TTL = %v, %v; want the retention period", ttl, err)
 		}
 	})
 }

@@ -1,7 +1,8 @@
 -- finish records a batch of attempts a drain made (a retry is a batch of one) and applies
 -- what follows, atomically: the endpoint's failure streak and auto-disable, and for each
 -- delivery still queued as the drain took it, its record (created on its first attempt, which
--- is kept in it), its index and the status the policy decided. A retrying delivery gets its
+-- is kept in it; a first attempt that succeeded is kept in its hour's hash instead, see
+-- keepSuccess), its index and the status the policy decided. A retrying delivery gets its
 -- retry timer in the outbox. A delivery superseded meanwhile (held, queued again) only gets
 -- the attempt in its log. A delivery that succeeded or failed for good at the head of its
 -- scan's lane hands the lane to the next delivery waiting in it, which goes on the queue.
@@ -93,6 +94,8 @@ local function record(tag, eid, did, entry, s, status, att, nextAt, at, retsec, 
     if att ~= '' then logAttempt(tag, did, att, retsec) end
     redis.call('HSET', k, 'runAttempts', run, 'status', status, 'nextAttemptAt', nextAt, 'updatedAt', at,
       'generation', gen)
+  elseif status == 'succeeded' and att ~= '' and run == 1 and gen == 0 then
+    keepSuccess(tag, did, created, evid, etype, at, att, retsec)
   else
     local n = 0
     if att ~= '' then n = 1 end
@@ -135,7 +138,7 @@ for i = 9, #ARGV, 10 do
   end
   table.insert(out, status)
 end
-addAll()
+flush()
 saveHealth(h)
 saveStats(tag, eid, stats, ARGV[8])
 if h.warned then

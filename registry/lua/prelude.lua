@@ -23,9 +23,10 @@ local function deliveryId(evid, eid)
     string.format('%x', v) .. string.sub(h, 18, 20) .. '-' .. string.sub(h, 21, 32)
 end
 
--- addLater and addAll add a script's sorted-set entries one ZADD a key instead of one an
--- entry: a script that calls addLater calls addAll before anything reads those sets.
-local adds = {}
+-- addLater adds a script's sorted-set entries one ZADD a key instead of one an entry, and
+-- keepSuccess (below) sets the expiry of each hour's kept deliveries once: a script that calls
+-- them calls flush before anything reads those keys.
+local adds, keptTTL = {}, {}
 local function addLater(key, score, member)
   local a = adds[key]
   if not a then
@@ -36,9 +37,10 @@ local function addLater(key, score, member)
   table.insert(a, member)
 end
 
-local function addAll()
+local function flush()
   for key, a in pairs(adds) do redis.call('ZADD', key, unpack(a)) end
-  adds = {}
+  for key, ttl in pairs(keptTTL) do redis.call('EXPIRE', key, ttl) end
+  adds, keptTTL = {}, {}
 end
 
 -- woken and endpointState remember, for one run of a script, the endpoints wake has seen
@@ -209,6 +211,47 @@ end
 
 local function readEvent(tag, evid) return readEvents(tag, {evid})[1] end
 
+-- A delivery that succeeded at its first attempt has no record of its own: it is kept as one
+-- field of its creation hour's hash (keptKey), "eventId|eventType|updatedAt|first attempt",
+-- and its entry in the endpoint's succeeded index gives its creation time. The rest of its
+-- record is known: webhookId, status succeeded, attemptCount and runAttempts 1, generation 0,
+-- no next attempt. Go reads it in kept.go. The hour's hash expires the retention period after
+-- the hour ends.
+local HOUR = 3600000
+local function hourOf(created) return string.format('%d', math.floor(tonumber(created) / HOUR)) end
+
+-- keepSuccess keeps a delivery whose first attempt, ended at at, succeeded.
+local function keepSuccess(tag, did, created, evid, etype, at, att, retsec)
+  local h = hourOf(created)
+  local k = keptKey(tag, h)
+  redis.call('HSET', k, did, evid .. '|' .. etype .. '|' .. at .. '|' .. att)
+  keptTTL[k] = math.max(0, math.floor(((tonumber(h) + 1) * HOUR - tonumber(at)) / 1000)) + tonumber(retsec)
+end
+
+-- keptCreated is a kept delivery's creation time, or nil when the endpoint's succeeded index
+-- does not list it (it may still have a record).
+local function keptCreated(tag, eid, did)
+  return redis.call('ZSCORE', statusKey(tag, eid, 'succeeded'), did)
+end
+
+-- unkeep gives a kept delivery its record again (a manual retry changes it); it does nothing
+-- for one that has a record or is unknown.
+local function unkeep(tag, eid, did, retsec)
+  local k = deliveryKey(tag, did)
+  if redis.call('EXISTS', k) == 1 then return end
+  local created = keptCreated(tag, eid, did)
+  if not created then return end
+  local kk = keptKey(tag, hourOf(created))
+  local v = redis.call('HGET', kk, did)
+  if not v then return end
+  local _, e, evid, etype, at = string.find(v, '^([^|]*)|([^|]*)|([^|]*)|')
+  redis.call('HSET', k, 'webhookId', eid, 'eventId', evid, 'eventType', etype, 'status', 'succeeded',
+    'attemptCount', 1, 'runAttempts', 1, 'generation', 0, 'createdAt', created, 'updatedAt', at,
+    'nextAttemptAt', '', 'first', string.sub(v, e + 1))
+  redis.call('EXPIRE', k, retsec)
+  redis.call('HDEL', kk, did)
+end
+
 local function newDelivery(tag, did, eid, evid, etype, status, now, retsec, lane)
   local k = deliveryKey(tag, did)
   local next = ''
@@ -238,7 +281,7 @@ local function fanOut(tag, evid, etype, lane, eids, now, retsec, fresh, exclude)
       if not fresh then
         if redis.call('HEXISTS', queueKey(tag, eid), did) == 1 then
           exists, queued = true, true
-        elseif redis.call('EXISTS', deliveryKey(tag, did)) == 1 then
+        elseif redis.call('EXISTS', deliveryKey(tag, did)) == 1 or keptCreated(tag, eid, did) then
           exists = true
         end
       end

@@ -58,7 +58,7 @@ for i = 0, count - 1 do
   end
   table.insert(out, tostring(#subs))
 end
-addAll()
+flush()
 if ARGV[7] ~= '' then redis.call('SET', KEYS[1], ARGV[7] .. table.concat(record, ','), 'EX', ARGV[4]) end
 for _, d in ipairs(drains) do table.insert(out, d) end
 return out

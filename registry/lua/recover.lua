@@ -64,6 +64,7 @@ for _, e in ipairs(take) do
   local did = deliveryId(evid, eid)
   local k = deliveryKey(tag, did)
   local st = redis.call('HGET', k, 'status')
+  if not st and keptCreated(tag, eid, did) then st = 'succeeded' end
   if st == 'failed' and failed then
     requeue(tag, eid, did, now, ep[2] == 'scan', retsec)
     redis.call('EXPIRE', k, retsec)

@@ -9,6 +9,7 @@
 local tag, did, eid, now = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local st = redis.call('HGET', KEYS[2], 'status')
 if not st then return {'nowebhook'} end
+unkeep(tag, eid, did, ARGV[5])
 if redis.call('HGET', KEYS[1], 'webhookId') ~= eid then
   if redis.call('HEXISTS', queueKey(tag, eid), did) == 0 then return {'nodelivery'} end
   if st ~= 'active' then return {'disabled'} end

@@ -19,6 +19,8 @@ DELIVERY = ["webhookId", "5bf1c755-44e2-4882-8f0f-7bb4443d54cf", "eventId", "evt
             "eventType", "scan.completed", "status", "succeeded", "attemptCount", "1", "runAttempts", "1",
             "generation", "0", "createdAt", "1765054701123", "updatedAt", "1765054701135",
             "nextAttemptAt", "", "first", ATTEMPT]
+# The same delivery kept as a field of its hour's hash (registry/kept.go): event, type, end, first attempt.
+KEPT = "evt_" + "0" * 32 + "|scan.completed|1765054701135|" + ATTEMPT
 # The same delivery as one string: endpoint, event, type, status, counts, times, first attempt.
 DELIVERY_STRING = "5bf1c755-44e2-4882-8f0f-7bb4443d54cf|evt_" + "0" * 32 + \
     "|scan.completed|succeeded|1|1|0|1765054701123|1765054701135||" + ATTEMPT
@@ -77,9 +79,11 @@ KINDS = [
      lambda i: [["SET", "wh:{t:%s}:ev:evt_%s" % (TID, rid()), EVENT, "EX", "2592000"]]),
     ("now: event log entry (zset :evts:TYPE)",
      lambda i: [["ZADD", "wh:{t:%s}:evts:scan.completed" % TID, str(1765054701123 + i), "evt_" + rid()]]),
-    ("now: delivery record (listpack hash, EXPIRE)", lambda i: delivery_hash("wh:{t:%s}:dlv:%s" % (TID, uuid()))),
+    ("now: a delivery record (listpack hash, EXPIRE): a retried one", lambda i: delivery_hash("wh:{t:%s}:dlv:%s" % (TID, uuid()))),
     ("now: status index entry (zset :dlv:succeeded)",
      lambda i: [["ZADD", ep + ":dlv:succeeded", str(1765054701123 + i), uuid()]]),
+    ("now: a first-attempt success kept in its hour's hash (HSET)",
+     lambda i: [["HSET", "wh:{t:%s}:ok:%d" % (TID, 490293 + i // 10000), uuid(), KEPT]]),
     ("stream: event record and log entry in one (XADD, 2 fields)",
      lambda i: [["XADD", "wh:{t:%s}:log:scan.completed" % TID, "%d-0" % (1765054701123 + i), "id", rid(), "r", EVENT]]),
     ("stream: delivery record and status in one (XADD, 2 fields)",
