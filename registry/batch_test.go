@@ -15,7 +15,7 @@ import (
 func (e *env) newBatch(n int, idemKey string) registry.NewBatch {
 	b := registry.NewBatch{IdempotencyKey: idemKey, RequestHash: "h"}
 	for i := range n {
-		id := fmt.Sprintf("evt_batch%023d", i)
+		id := newEventID()
 		b.Events = append(b.Events, registry.NewEvent{ID: id, Type: registry.EventScanCompleted, CreatedAt: e.clock.Now(),
 			Body: eventBody(id, registry.EventScanCompleted), ScanID: fmt.Sprintf("scan-%d", i)})
 	}

@@ -18,7 +18,10 @@
 //	rate:wh:{t:T}:ep:E:rate      its rateLimitPerSecond (redis_rate's GCRA)
 //	wh:{t:T}:ep:E:stats:HOUR     its attempts of one hour: counts and a duration histogram (hash, 7 days)
 //	wh:{t:T}:sub:TYPE            endpoints subscribed to TYPE (set)
-//	wh:{t:T}:ev:V                event (string): type|at|lane|exclude|body (the id is the key's)
+//	wh:{t:T}:evh:HOUR            events whose ids (UUIDv7) name that hour (Unix hours): id ->
+//	                             type|at|lane|exclude|body (hash, retention after the hour)
+//	wh:{t:T}:ev:V                event (string) whose id is no UUIDv7, or stored by the version
+//	                             before: type|at|lane|exclude|body (the id is the key's)
 //	wh:{t:T}:evt:V               event as earlier versions stored it (hash), read until it expires
 //	wh:{t:T}:evts:TYPE           the tenant's events of TYPE by creation (zset): the event log, recoveries
 //	wh:{t:T}:scans:DAY           the day's events by scan (hash: lane -> event ids), scanId lookups

@@ -8,11 +8,10 @@ import (
 	"time"
 
 	"github.com/cert-ix/webhookd/registry"
-	"github.com/google/uuid"
 )
 
 func newEvent(e *env, typ, idemKey string, quota int64) registry.NewEvent {
-	id := "evt_" + strings.ReplaceAll(uuid.NewString(), "-", "")
+	id := newEventID()
 	return registry.NewEvent{ID: id, Type: typ, CreatedAt: e.clock.Now(), Body: eventBody(id, typ),
 		IdempotencyKey: idemKey, Quota: quota}
 }

@@ -2,6 +2,7 @@ package registry
 
 import (
 	"context"
+	"testing"
 	"time"
 )
 
@@ -10,6 +11,15 @@ var (
 	DrainKeyOf    = drainKey
 	DeliveryKeyOf = deliveryKey
 )
+
+// EventHourKeyOf is the key of the hour hash an event id's record is kept in.
+func EventHourKeyOf(tb testing.TB, tid, evid string) string {
+	h, ok := eventHour(evid)
+	if !ok {
+		tb.Fatalf("%s is no UUIDv7 event id", evid)
+	}
+	return eventHourKey(tid, h)
+}
 
 // KeptKeyOf is the key of the hash that keeps the first-attempt successes created at created.
 func KeptKeyOf(tid string, created time.Time) string { return keptKey(tid, created.UnixMilli()/hourMs) }

@@ -1,16 +1,14 @@
 package registry_test
 
 import (
-	"strings"
 	"testing"
 
 	"github.com/cert-ix/webhookd/registry"
-	"github.com/google/uuid"
 )
 
 func (e *env) publishStored(t *testing.T, tid, typ string) *registry.Stored {
 	t.Helper()
-	id := "evt_" + strings.ReplaceAll(uuid.NewString(), "-", "")
+	id := newEventID()
 	st, err := e.store.PublishEvent(t.Context(), tid, registry.NewEvent{
 		ID: id, Type: typ, CreatedAt: e.clock.Now(), Body: eventBody(id, typ)})
 	if err != nil {

@@ -32,6 +32,7 @@ const (
 	partOp          = ":op:"    // an operational event waiting to be published
 	partStats       = ":stats:" // after an endpoint key: one hour's attempt counts and durations
 	partKept        = ":ok:"    // one hour's deliveries that succeeded at their first attempt
+	partEventHour   = ":evh:"   // one hour's events (by the hour their ids name)
 )
 
 // waitingIndex is the status index of deliveries waiting in their scan's lane: shown as
@@ -69,6 +70,12 @@ func statsKey(tid, eid string, hour int64) string {
 // attempt, each a field (kept.go): they have no record of their own.
 func keptKey(tid string, hour int64) string {
 	return tenantTag(tid) + partKept + strconv.FormatInt(hour, 10)
+}
+
+// eventHourKey holds the events whose ids (UUIDv7) name one hour (Unix hours), each a field
+// (eventrecord.go).
+func eventHourKey(tid string, hour int64) string {
+	return tenantTag(tid) + partEventHour + strconv.FormatInt(hour, 10)
 }
 
 // eventsKey indexes a tenant's events of one type by creation time (the listing and the
@@ -137,6 +144,7 @@ local function opKey(tag, opid) return tag .. '` + partOp + `' .. opid end
 local function statsKey(tag, eid, hour) return endpointKey(tag, eid) .. '` + partStats + `' .. hour end
 local function scanIndexKey(tag, day) return tag .. '` + partScans + `' .. day end
 local function keptKey(tag, hour) return tag .. '` + partKept + `' .. hour end
+local function eventHourKey(tag, hour) return tag .. '` + partEventHour + `' .. hour end
 local WAITING = '` + waitingIndex + `'
 `
 

@@ -34,6 +34,43 @@ func (e *env) legacyEvent(t *testing.T, tid, scanID, idemKey, hash string, deliv
 	return id
 }
 
+// An event the version before stored as a string of its own, under its UUIDv7 id, reads and
+// is taken for delivery as one kept in its hour's hash; so does one whose id is no UUIDv7,
+// which is still stored that way.
+func TestEventOwnStringRecords(t *testing.T) {
+	eachBackend(t, registry.Config{InlineFanout: 32}, func(t *testing.T, e *env) {
+		ctx := t.Context()
+		tn := e.tenant(t, 0)
+		ep := e.endpoint(t, tn.ID, registry.EventScanCompleted)
+		before := newEventID()
+		body := string(eventBody(before, registry.EventScanCompleted))
+		at := e.clock.Now().UnixMilli()
+		if err := e.rdb.Set(ctx, registry.EventKeyOf(tn.ID, before), fmt.Sprintf("scan.completed|%d|||%s", at, body), time.Hour).Err(); err != nil {
+			t.Fatal(err)
+		}
+		e.rdb.ZAdd(ctx, registry.EventsKeyOf(tn.ID, registry.EventScanCompleted), redisZ(strconv.FormatInt(at, 10), before))
+		other := "evt_" + strings.ReplaceAll(uuid.NewString(), "-", "") // a UUIDv4
+		st, err := e.store.PublishEvent(ctx, tn.ID, registry.NewEvent{ID: other, Type: registry.EventScanCompleted,
+			CreatedAt: e.clock.Now(), Body: eventBody(other, registry.EventScanCompleted)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n := e.rdb.Exists(ctx, registry.EventKeyOf(tn.ID, other)).Val(); n != 1 {
+			t.Errorf("an event whose id is no UUIDv7 has no key of its own")
+		}
+		for _, id := range []string{before, other} {
+			if ev, err := e.store.Event(ctx, tn.ID, id); err != nil || ev.ID != id || ev.Type != registry.EventScanCompleted {
+				t.Errorf("Event(%s) = %+v, %v", id, ev, err)
+			}
+		}
+		e.fanout(t, &registry.Event{ID: before, TenantID: tn.ID, Type: registry.EventScanCompleted}, ep.ID)
+		items, _ := e.take(t, tn.ID, ep.ID, st.Drains[0].N, 10)
+		if len(items) != 2 || len(items[0].Body) == 0 || len(items[1].Body) == 0 {
+			t.Errorf("took %d deliveries, %+v; want both, with their events' bodies", len(items), items)
+		}
+	})
+}
+
 // TestLegacyEventRecords: an event stored in the earlier format reads, lists, replays and
 // delivers as one stored now.
 func TestLegacyEventRecords(t *testing.T) {
@@ -164,7 +201,7 @@ func TestLargeBodyKeptCompressed(t *testing.T) {
 			t.Fatal(err)
 		}
 		id, body := b.Events[0].ID, string(b.Events[0].Body)
-		if kept := e.rdb.StrLen(ctx, registry.EventKeyOf(tn.ID, id)).Val(); kept == 0 || kept > int64(len(body))/2 {
+		if kept := e.rdb.HStrLen(ctx, registry.EventHourKeyOf(t, tn.ID, id), id).Val(); kept == 0 || kept > int64(len(body))/2 {
 			t.Errorf("a %d-byte body is kept in a %d-byte record, want under half", len(body), kept)
 		}
 		if ev, err := e.store.Event(ctx, tn.ID, id); err != nil || string(ev.Body) != body {

@@ -128,7 +128,7 @@ func eventBody(id, typ string) []byte {
 // publish stores a new event of type typ created now.
 func (e *env) publish(t *testing.T, tid, typ string) *registry.Event {
 	t.Helper()
-	id := "evt_" + strings.ReplaceAll(uuid.NewString(), "-", "")
+	id := newEventID()
 	st, err := e.store.PublishEvent(t.Context(), tid, registry.NewEvent{
 		ID: id, Type: typ, CreatedAt: e.clock.Now(), Body: eventBody(id, typ)})
 	if err != nil {
@@ -285,4 +285,9 @@ func ids(qs []queued) map[string]queued {
 // retract withdraws one published event as a failed enqueue does (Store.RetractEvents).
 func (e *env) retract(ctx context.Context, tid, idemKey string, st *registry.Stored) (bool, error) {
 	return e.store.RetractEvents(ctx, tid, idemKey, &registry.StoredBatch{Events: []*registry.Stored{st}, Drains: st.Drains})
+}
+
+// newEventID is an event id as webhookd makes them: "evt_" and a UUIDv7 in hex.
+func newEventID() string {
+	return "evt_" + strings.ReplaceAll(uuid.Must(uuid.NewV7()).String(), "-", "")
 }

@@ -23,7 +23,7 @@ func (e *env) orderedEndpoint(t *testing.T, tid string) *registry.Endpoint {
 // publishScan publishes an event of scan scanID and fans it out to eid; it returns the delivery's id.
 func (e *env) publishScan(t *testing.T, tid, eid, typ, scanID string) string {
 	t.Helper()
-	id := "evt_" + strings.ReplaceAll(uuid.NewString(), "-", "")
+	id := newEventID()
 	st, err := e.store.PublishEvent(t.Context(), tid, registry.NewEvent{ID: id, Type: typ, CreatedAt: e.clock.Now(),
 		Body: eventBody(id, typ), ScanID: scanID})
 	if err != nil {

@@ -2,13 +2,11 @@ package registry_test
 
 import (
 	"slices"
-	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/cert-ix/webhookd/registry"
-	"github.com/google/uuid"
 )
 
 // runRecovery steps a recovery until it is done and returns it.
@@ -132,7 +130,7 @@ func TestRecoverMissingSkipsEventsAboutTheEndpoint(t *testing.T) {
 		tn := e.tenant(t, 0)
 		since := e.clock.Now()
 		ep := e.endpoint(t, tn.ID, registry.EventWebhookDisabled)
-		id := "evt_" + strings.ReplaceAll(uuid.NewString(), "-", "")
+		id := newEventID()
 		if _, err := e.store.PublishEvent(t.Context(), tn.ID, registry.NewEvent{ID: id, Type: registry.EventWebhookDisabled,
 			CreatedAt: e.clock.Now(), Body: eventBody(id, registry.EventWebhookDisabled), Exclude: ep.ID}); err != nil {
 			t.Fatal(err)

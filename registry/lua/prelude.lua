@@ -23,10 +23,16 @@ local function deliveryId(evid, eid)
     string.format('%x', v) .. string.sub(h, 18, 20) .. '-' .. string.sub(h, 21, 32)
 end
 
+-- Records that are written once and read by id (an event; a delivery that succeeded at its
+-- first attempt) are kept as fields of one hash per hour, which expires the retention period
+-- after its hour ends: a field costs a third of what a key with its own expiry does.
+local HOUR = 3600000
+local function hourOf(ms) return string.format('%d', math.floor(tonumber(ms) / HOUR)) end
+
 -- addLater adds a script's sorted-set entries one ZADD a key instead of one an entry, and
--- keepSuccess (below) sets the expiry of each hour's kept deliveries once: a script that calls
--- them calls flush before anything reads those keys.
-local adds, keptTTL = {}, {}
+-- expireHour sets an hour hash's expiry once however many fields the script wrote: a script
+-- that calls them calls flush before anything reads those keys, and before it returns.
+local adds, ttls = {}, {}
 local function addLater(key, score, member)
   local a = adds[key]
   if not a then
@@ -37,10 +43,14 @@ local function addLater(key, score, member)
   table.insert(a, member)
 end
 
+local function expireHour(key, hour, now, retsec)
+  ttls[key] = math.max(0, math.floor(((tonumber(hour) + 1) * HOUR - tonumber(now)) / 1000)) + tonumber(retsec)
+end
+
 local function flush()
   for key, a in pairs(adds) do redis.call('ZADD', key, unpack(a)) end
-  for key, ttl in pairs(keptTTL) do redis.call('EXPIRE', key, ttl) end
-  adds, keptTTL = {}, {}
+  for key, ttl in pairs(ttls) do redis.call('EXPIRE', key, ttl) end
+  adds, ttls = {}, {}
 end
 
 -- woken and endpointState remember, for one run of a script, the endpoints wake has seen
@@ -183,30 +193,77 @@ local function disable(ek, reason, now)
   redis.call('HSET', ek, 'status', 'disabled', 'disabledReason', reason, 'disabledAt', now, 'updatedAt', now)
 end
 
--- storeEvent writes an event's record for the retention period, one string (eventrecord.go):
--- "type|at|lane|exclude|body", at its creation in ms, lane its scan's ('' for none), exclude
--- the endpoint left out ('' for none).
-local function storeEvent(k, etype, now, body, lane, exclude, retsec)
-  redis.call('SET', k, etype .. '|' .. now .. '|' .. lane .. '|' .. exclude .. '|' .. body, 'EX', retsec)
+-- An event's record is one string (eventrecord.go): "type|at|lane|exclude|body", at its
+-- creation in ms, lane its scan's ('' for none), exclude the endpoint left out ('' for none).
+-- An event whose id is a UUIDv7 (every id webhookd makes, delivery.NewEventID) is kept as a
+-- field of the hour hash of the hour its id names (eventHourKey); another id, or an event stored
+-- by an earlier version, has a key of its own (eventKey), and the hash of an even earlier version
+-- (legacyEventKey) is read until it expires.
+local function eventHour(evid)
+  if #evid ~= 36 or string.sub(evid, 1, 4) ~= 'evt_' or string.sub(evid, 17, 17) ~= '7' then return nil end
+  local ms = tonumber(string.sub(evid, 5, 16), 16)
+  if not ms then return nil end
+  return hourOf(ms)
 end
 
--- readEvents reads events' records, each as {type, at, lane, exclude, body}, from their strings
--- (one MGET) or, for an event stored by an earlier version, from its hash; nil for one gone.
+local function storeEvent(tag, evid, etype, now, body, lane, exclude, retsec)
+  local v = etype .. '|' .. now .. '|' .. lane .. '|' .. exclude .. '|' .. body
+  local h = eventHour(evid)
+  if not h then
+    redis.call('SET', eventKey(tag, evid), v, 'EX', retsec)
+    return
+  end
+  local k = eventHourKey(tag, h)
+  redis.call('HSET', k, evid, v)
+  expireHour(k, h, now, retsec)
+end
+
+local function parseEvent(v)
+  local _, e, typ, at, lane, exclude = string.find(v, '^([^|]*)|([^|]*)|([^|]*)|([^|]*)|')
+  return {typ, at, lane, exclude, string.sub(v, e + 1)}
+end
+
+-- readEvents reads events' records, each as {type, at, lane, exclude, body}: one HMGET an hour
+-- hash, then one MGET of their own keys for those it did not find; nil for one gone.
 local function readEvents(tag, evids)
-  local keys = {}
-  for i, evid in ipairs(evids) do keys[i] = eventKey(tag, evid) end
-  local vs, out = redis.call('MGET', unpack(keys)), {}
+  local out, byHour, missed = {}, {}, {}
   for i, evid in ipairs(evids) do
-    local v = vs[i]
-    if v then
-      local _, e, typ, at, lane, exclude = string.find(v, '^([^|]*)|([^|]*)|([^|]*)|([^|]*)|')
-      out[i] = {typ, at, lane, exclude, string.sub(v, e + 1)}
+    local h = eventHour(evid)
+    if h then
+      byHour[h] = byHour[h] or {}
+      table.insert(byHour[h], i)
     else
-      local h = redis.call('HMGET', legacyEventKey(tag, evid), 'type', 'at', 'lane', 'exclude', 'body', 'createdAt')
+      table.insert(missed, i)
+    end
+  end
+  for h, at in pairs(byHour) do
+    local ids = {}
+    for j, i in ipairs(at) do ids[j] = evids[i] end
+    local vs = redis.call('HMGET', eventHourKey(tag, h), unpack(ids))
+    for j, i in ipairs(at) do
+      if vs[j] then out[i] = parseEvent(vs[j]) else table.insert(missed, i) end
+    end
+  end
+  if #missed == 0 then return out end
+  local keys = {}
+  for j, i in ipairs(missed) do keys[j] = eventKey(tag, evids[i]) end
+  local vs = redis.call('MGET', unpack(keys))
+  for j, i in ipairs(missed) do
+    if vs[j] then
+      out[i] = parseEvent(vs[j])
+    else
+      local h = redis.call('HMGET', legacyEventKey(tag, evids[i]), 'type', 'at', 'lane', 'exclude', 'body', 'createdAt')
       if h[1] then out[i] = {h[1], h[2] or h[6], h[3] or '', h[4] or '', h[5] or ''} end
     end
   end
   return out
+end
+
+-- deleteEvent deletes an event's record, in whichever form it is.
+local function deleteEvent(tag, evid)
+  local h = eventHour(evid)
+  if h then redis.call('HDEL', eventHourKey(tag, h), evid) end
+  redis.call('DEL', eventKey(tag, evid), legacyEventKey(tag, evid))
 end
 
 local function readEvent(tag, evid) return readEvents(tag, {evid})[1] end
@@ -215,17 +272,14 @@ local function readEvent(tag, evid) return readEvents(tag, {evid})[1] end
 -- field of its creation hour's hash (keptKey), "eventId|eventType|updatedAt|first attempt",
 -- and its entry in the endpoint's succeeded index gives its creation time. The rest of its
 -- record is known: webhookId, status succeeded, attemptCount and runAttempts 1, generation 0,
--- no next attempt. Go reads it in kept.go. The hour's hash expires the retention period after
--- the hour ends.
-local HOUR = 3600000
-local function hourOf(created) return string.format('%d', math.floor(tonumber(created) / HOUR)) end
+-- no next attempt. Go reads it in kept.go.
 
 -- keepSuccess keeps a delivery whose first attempt, ended at at, succeeded.
 local function keepSuccess(tag, did, created, evid, etype, at, att, retsec)
   local h = hourOf(created)
   local k = keptKey(tag, h)
   redis.call('HSET', k, did, evid .. '|' .. etype .. '|' .. at .. '|' .. att)
-  keptTTL[k] = math.max(0, math.floor(((tonumber(h) + 1) * HOUR - tonumber(at)) / 1000)) + tonumber(retsec)
+  expireHour(k, h, at, retsec)
 end
 
 -- keptCreated is a kept delivery's creation time, or nil when the endpoint's succeeded index

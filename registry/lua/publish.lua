@@ -40,12 +40,12 @@ end
 NS = ARGV[2]
 local out, drains, subsOf, record = {'ok'}, {}, {}, {}
 for i = 0, count - 1 do
-  local ek, sk, tk = KEYS[4 + 3 * i], KEYS[5 + 3 * i], KEYS[6 + 3 * i]
+  local sk, tk = KEYS[5 + 3 * i], KEYS[6 + 3 * i]
   local a = 12 + 5 * i
   local evid, etype, lane, exclude = ARGV[a], ARGV[a + 1], ARGV[a + 3], ARGV[a + 4]
   subsOf[sk] = subsOf[sk] or redis.call('SMEMBERS', sk)
   local subs = subsOf[sk]
-  storeEvent(ek, etype, now, ARGV[a + 2], lane, exclude, retsec)
+  storeEvent(tag, evid, etype, now, ARGV[a + 2], lane, exclude, retsec)
   record[#record + 1] = evid .. '=' .. #subs
   addLater(tk, now, evid)
   if lane ~= '' then indexScan(scanIndexKey(tag, ARGV[11]), lane, evid) end

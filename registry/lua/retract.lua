@@ -15,7 +15,7 @@ local tag, count = ARGV[1], tonumber(ARGV[5])
 for i = 0, count - 1 do
   local evid, inline = ARGV[7 + 2 * i], ARGV[8 + 2 * i]
   if inline == '1' then
-    if redis.call('EXISTS', KEYS[4 + 3 * i]) == 0 then return 0 end
+    if not readEvent(tag, evid) then return 0 end
   elseif not redis.call('ZSCORE', KEYS[3], fanoutEntry(evid)) then
     return 0
   end
@@ -65,13 +65,13 @@ local function undoDeliveries(evid, subs)
   end
 end
 for i = 0, count - 1 do
-  local evid, ek = ARGV[7 + 2 * i], KEYS[4 + 3 * i]
+  local evid = ARGV[7 + 2 * i]
   redis.call('ZREM', KEYS[3], fanoutEntry(evid))
   undoDeliveries(evid, KEYS[5 + 3 * i])
   local ev = readEvent(tag, evid)
   if ev and ev[3] ~= '' then unindexScan(scanIndexKey(tag, ARGV[6]), ev[3], evid) end
   redis.call('ZREM', KEYS[6 + 3 * i], evid)
-  redis.call('DEL', ek)
+  deleteEvent(tag, evid)
 end
 for i = 7 + 2 * count, #ARGV do
   local eid, n = string.match(ARGV[i], '^(.*):(%d+)$')

@@ -9,7 +9,9 @@ local tag, evid, did, eid, now = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
 local st = redis.call('HGET', KEYS[1], 'status')
 if not st then return {'nowebhook'} end
 if st ~= 'active' then return {'disabled'} end
-storeEvent(KEYS[2], 'webhook.test', now, ARGV[6], '', '', ARGV[7])
+storeEvent(tag, evid, 'webhook.test', now, ARGV[6], '', '', ARGV[7])
 newDelivery(tag, did, eid, evid, 'webhook.test', 'pending', now, ARGV[7], '')
 redis.call('HSET', queueKey(tag, eid), did, queueEntry(evid, 'webhook.test', now, 0, '1', 0, '', ''))
-return {'ok', wake(tag, eid, now) or ''}
+local w = wake(tag, eid, now) or ''
+flush()
+return {'ok', w}
