@@ -16,10 +16,10 @@
 //	wh:{t:T}:eps                 endpoints by creation (zset)
 //	wh:{t:T}:ep:E                endpoint (hash): url, events, secrets, status, failure streak, health
 //	rate:wh:{t:T}:ep:E:rate      its rateLimitPerSecond (redis_rate's GCRA)
-//	wh:{t:T}:ep:E:stats:HOUR     its attempts of one hour: counts and a duration histogram (hash, 7 days)
+//	wh:{t:T}:ep:E:stats:MINUTE     its attempts of one hour: counts and a duration histogram (hash, 7 days)
 //	wh:{t:T}:sub:TYPE            endpoints subscribed to TYPE (set)
-//	wh:{t:T}:evh:HOUR            events whose ids (UUIDv7) name that hour (Unix hours): id ->
-//	                             type|at|lane|exclude|body (hash, retention after the hour)
+//	wh:{t:T}:evm:MIN             events whose ids (UUIDv7) name that minute (Unix minutes): id ->
+//	                             type|at|lane|exclude|body (hash, retention after the minute)
 //	wh:{t:T}:ev:V                event (string) whose id is no UUIDv7, or stored by the version
 //	                             before: type|at|lane|exclude|body (the id is the key's)
 //	wh:{t:T}:evt:V               event as earlier versions stored it (hash), read until it expires
@@ -34,10 +34,10 @@
 //	wh:{t:T}:dlv:D               delivery record (hash), created by its first attempt's outcome,
 //	                             which it keeps (attempt.go)
 //	wh:{t:T}:dlv:D:att           its attempts after the first (list, newest 100)
-//	wh:{t:T}:ok:HOUR             deliveries created that hour (Unix hours) that succeeded at their
+//	wh:{t:T}:ok:MIN              deliveries created that minute (Unix minutes) that succeeded at their
 //	                             first attempt, without a record: delivery id -> "eventId|
 //	                             eventType|updatedAt|first attempt" (hash, retention after the
-//	                             hour; kept.go); a manual retry gives one its record back
+//	                             minute; kept.go); a manual retry gives one its record back
 //	wh:{t:T}:ep:E:dlv:STATUS     the endpoint's deliveries of one status by creation (zset); each
 //	                             delivery is in one, so listing them all merges them; :pending
 //	                             is also the endpoint's queue

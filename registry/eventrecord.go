@@ -11,17 +11,17 @@ import (
 
 // An event's record is a string (lua/prelude.lua storeEvent, readEvents):
 // "type|at|lane|exclude|body", at its creation in ms, the body as body.go keeps it. An event
-// whose id is a UUIDv7 (every id webhookd makes) is kept as a field of the hash of the hour its
-// id names (eventHourKey), which expires the retention period after that hour: a field costs
+// whose id is a UUIDv7 (every id webhookd makes) is kept as a field of the hash of the minute its
+// id names (eventMinuteKey), which expires the retention period after that minute: a field costs
 // a third of what a key with its own expiry does. Another id, or an event stored by the
 // version before, has a string key of its own (eventKey). Events stored by earlier versions
 // are hashes under legacyEventKey: type, body, at, lane and exclude, or in the first form id,
 // createdAt, deliveries (subscribers when accepted, now kept with the idempotency key) and
 // requestHash; they are read alike until they expire.
 
-// eventHour is the hour (Unix hours) an event id names: its UUIDv7's time; false for an id
+// eventMinute is the minute (Unix minutes) an event id names: its UUIDv7's time; false for an id
 // that is no UUIDv7.
-func eventHour(evid string) (int64, bool) {
+func eventMinute(evid string) (int64, bool) {
 	if len(evid) != 36 || !strings.HasPrefix(evid, "evt_") || evid[16] != '7' {
 		return 0, false
 	}
@@ -29,7 +29,7 @@ func eventHour(evid string) (int64, bool) {
 	if err != nil {
 		return 0, false
 	}
-	return ms / hourMs, true
+	return ms / minuteMs, true
 }
 
 // parseEvent reads an event's string record; nil when it is not one.
@@ -73,13 +73,13 @@ func (s *Store) Event(ctx context.Context, tid, evid string) (*Event, error) {
 }
 
 // readEvents reads events, nil for each one unknown or expired: one round trip, and a second
-// for those not found in their hour's hash (stored by an earlier version, or gone).
+// for those not found in their minute's hash (stored by an earlier version, or gone).
 func (s *Store) readEvents(ctx context.Context, tid string, ids []string) ([]*Event, error) {
 	cmds := make([]*redis.StringCmd, len(ids))
 	if _, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 		for i, id := range ids {
-			if h, ok := eventHour(id); ok {
-				cmds[i] = p.HGet(ctx, eventHourKey(tid, h), id)
+			if h, ok := eventMinute(id); ok {
+				cmds[i] = p.HGet(ctx, eventMinuteKey(tid, h), id)
 			} else {
 				cmds[i] = p.Get(ctx, eventKey(tid, id))
 			}

@@ -12,17 +12,19 @@ var (
 	DeliveryKeyOf = deliveryKey
 )
 
-// EventHourKeyOf is the key of the hour hash an event id's record is kept in.
-func EventHourKeyOf(tb testing.TB, tid, evid string) string {
-	h, ok := eventHour(evid)
+// EventMinuteKeyOf is the key of the minute hash an event id's record is kept in.
+func EventMinuteKeyOf(tb testing.TB, tid, evid string) string {
+	h, ok := eventMinute(evid)
 	if !ok {
 		tb.Fatalf("%s is no UUIDv7 event id", evid)
 	}
-	return eventHourKey(tid, h)
+	return eventMinuteKey(tid, h)
 }
 
 // KeptKeyOf is the key of the hash that keeps the first-attempt successes created at created.
-func KeptKeyOf(tid string, created time.Time) string { return keptKey(tid, created.UnixMilli()/hourMs) }
+func KeptKeyOf(tid string, created time.Time) string {
+	return keptKey(tid, created.UnixMilli()/minuteMs)
+}
 
 // Key functions of the records the compatibility tests write as an earlier version did.
 var (

@@ -10,7 +10,7 @@ import (
 )
 
 // A delivery that succeeded at its first attempt has no record of its own: finish.lua keeps it
-// as one field of its creation hour's hash (keptKey), "eventId|eventType|updatedAt|first
+// as one field of its creation minute's hash (keptKey), "eventId|eventType|updatedAt|first
 // attempt", and the endpoint's succeeded index gives its creation time (lua/prelude.lua,
 // keepSuccess). Everything else a record holds is known for it. A manual retry gives it a
 // record again (unkeep) before changing it. Kept so, a delivered event's delivery takes about
@@ -21,7 +21,7 @@ type keptRef struct{ eid, did string }
 
 // readKept reads kept deliveries as the fields of a record (as HGETALL would answer for one
 // with a record); nil for each one not kept. Two round trips: the creation times from the
-// succeeded indexes, then the hours' fields.
+// succeeded indexes, then the minutes' fields.
 func (s *Store) readKept(ctx context.Context, tid string, refs []keptRef) ([]map[string]string, error) {
 	out := make([]map[string]string, len(refs))
 	if len(refs) == 0 {
@@ -40,7 +40,7 @@ func (s *Store) readKept(ctx context.Context, tid string, refs []keptRef) ([]map
 	if _, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 		for i, r := range refs {
 			if created, err := scores[i].Result(); err == nil {
-				vals[i] = p.HGet(ctx, keptKey(tid, int64(created)/hourMs), r.did)
+				vals[i] = p.HGet(ctx, keptKey(tid, int64(created)/minuteMs), r.did)
 			}
 		}
 		return nil
@@ -56,7 +56,7 @@ func (s *Store) readKept(ctx context.Context, tid string, refs []keptRef) ([]map
 	return out, nil
 }
 
-const hourMs = 3600 * 1000
+const minuteMs = 60 * 1000
 
 // keptFields is a kept delivery's record: the fields it keeps and the ones known for it.
 func keptFields(eid string, created int64, v string) map[string]string {

@@ -31,8 +31,8 @@ const (
 	partSubscribers = ":sub:"
 	partOp          = ":op:"    // an operational event waiting to be published
 	partStats       = ":stats:" // after an endpoint key: one hour's attempt counts and durations
-	partKept        = ":ok:"    // one hour's deliveries that succeeded at their first attempt
-	partEventHour   = ":evh:"   // one hour's events (by the hour their ids name)
+	partKept        = ":ok:"    // one minute's deliveries that succeeded at their first attempt
+	partEventMinute = ":evm:"   // one minute's events (by the minute their ids name)
 )
 
 // waitingIndex is the status index of deliveries waiting in their scan's lane: shown as
@@ -66,16 +66,16 @@ func statsKey(tid, eid string, hour int64) string {
 	return endpointKey(tid, eid) + partStats + strconv.FormatInt(hour, 10)
 }
 
-// keptKey holds the deliveries created in one hour (Unix hours) that succeeded at their first
+// keptKey holds the deliveries created in one minute (Unix minutes) that succeeded at their first
 // attempt, each a field (kept.go): they have no record of their own.
-func keptKey(tid string, hour int64) string {
-	return tenantTag(tid) + partKept + strconv.FormatInt(hour, 10)
+func keptKey(tid string, minute int64) string {
+	return tenantTag(tid) + partKept + strconv.FormatInt(minute, 10)
 }
 
-// eventHourKey holds the events whose ids (UUIDv7) name one hour (Unix hours), each a field
+// eventMinuteKey holds the events whose ids (UUIDv7) name one minute (Unix minutes), each a field
 // (eventrecord.go).
-func eventHourKey(tid string, hour int64) string {
-	return tenantTag(tid) + partEventHour + strconv.FormatInt(hour, 10)
+func eventMinuteKey(tid string, minute int64) string {
+	return tenantTag(tid) + partEventMinute + strconv.FormatInt(minute, 10)
 }
 
 // eventsKey indexes a tenant's events of one type by creation time (the listing and the
@@ -143,8 +143,8 @@ local function subscribersKey(tag, typ) return tag .. '` + partSubscribers + `' 
 local function opKey(tag, opid) return tag .. '` + partOp + `' .. opid end
 local function statsKey(tag, eid, hour) return endpointKey(tag, eid) .. '` + partStats + `' .. hour end
 local function scanIndexKey(tag, day) return tag .. '` + partScans + `' .. day end
-local function keptKey(tag, hour) return tag .. '` + partKept + `' .. hour end
-local function eventHourKey(tag, hour) return tag .. '` + partEventHour + `' .. hour end
+local function keptKey(tag, minute) return tag .. '` + partKept + `' .. minute end
+local function eventMinuteKey(tag, minute) return tag .. '` + partEventMinute + `' .. minute end
 local WAITING = '` + waitingIndex + `'
 `
 

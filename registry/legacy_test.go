@@ -35,7 +35,7 @@ func (e *env) legacyEvent(t *testing.T, tid, scanID, idemKey, hash string, deliv
 }
 
 // An event the version before stored as a string of its own, under its UUIDv7 id, reads and
-// is taken for delivery as one kept in its hour's hash; so does one whose id is no UUIDv7,
+// is taken for delivery as one kept in its minute's hash; so does one whose id is no UUIDv7,
 // which is still stored that way.
 func TestEventOwnStringRecords(t *testing.T) {
 	eachBackend(t, registry.Config{InlineFanout: 32}, func(t *testing.T, e *env) {
@@ -166,7 +166,7 @@ func redisZ(score, member string) redis.Z {
 	return redis.Z{Score: f, Member: member}
 }
 
-// A delivered delivery is kept compact: no key of its own, one short field of its hour's hash
+// A delivered delivery is kept compact: no key of its own, one short field of its minute's hash
 // (what a receiver answers is kept with it, up to its limit).
 func TestDeliveredDeliveryIsKeptCompact(t *testing.T) {
 	eachBackend(t, registry.Config{}, func(t *testing.T, e *env) {
@@ -201,7 +201,7 @@ func TestLargeBodyKeptCompressed(t *testing.T) {
 			t.Fatal(err)
 		}
 		id, body := b.Events[0].ID, string(b.Events[0].Body)
-		if kept := e.rdb.HStrLen(ctx, registry.EventHourKeyOf(t, tn.ID, id), id).Val(); kept == 0 || kept > int64(len(body))/2 {
+		if kept := e.rdb.HStrLen(ctx, registry.EventMinuteKeyOf(t, tn.ID, id), id).Val(); kept == 0 || kept > int64(len(body))/2 {
 			t.Errorf("a %d-byte body is kept in a %d-byte record, want under half", len(body), kept)
 		}
 		if ev, err := e.store.Event(ctx, tn.ID, id); err != nil || string(ev.Body) != body {

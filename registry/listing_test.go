@@ -169,10 +169,10 @@ func TestRetention(t *testing.T) {
 		if checked != 3 {
 			t.Errorf("checked %d event and delivery keys, want 3", checked)
 		}
-		// The event is a field of its hour's hash, kept the retention period after that hour.
-		hk := registry.EventHourKeyOf(t, tn.ID, ev.ID)
+		// The event is a field of its minute's hash, kept the retention period after that minute.
+		hk := registry.EventMinuteKeyOf(t, tn.ID, ev.ID)
 		if ttl, err := e.rdb.TTL(ctx, hk).Result(); err != nil || ttl < time.Hour-time.Minute || ttl > 2*time.Hour {
-			t.Errorf("TTL of %s = %v, %v; want the retention period after the hour", hk, ttl, err)
+			t.Errorf("TTL of %s = %v, %v; want the retention period after the minute", hk, ttl, err)
 		}
 	})
 }

@@ -415,7 +415,7 @@ func TestFinishBatch(t *testing.T) {
 		}
 		for i, c := range cases {
 			t.Run(c.name, func(t *testing.T) {
-				// A first attempt that succeeded is kept in its hour's hash, without a record.
+				// A first attempt that succeeded is kept in its minute's hash, without a record.
 				if has, want := e.hasRecord(t, tn.ID, c.q.DeliveryID), c.status != registry.DeliverySucceeded; has != want {
 					t.Errorf("record after the first attempt was finished: %t, want %t", has, want)
 				}
@@ -874,8 +874,8 @@ func TestQueuedDeliveryDisableEnableDelete(t *testing.T) {
 }
 
 // Memory shape: a queued delivery is its queue entry and index entries only; a first attempt
-// that succeeds keeps it as one field of its creation hour's hash, kept for the retention
-// period after the hour ends; one that fails creates its record, kept for the retention period.
+// that succeeds keeps it as one field of its creation minute's hash, kept for the retention
+// period after the minute ends; one that fails creates its record, kept for the retention period.
 func TestQueuedDeliveryHasNoRecord(t *testing.T) {
 	eachBackend(t, registry.Config{InlineFanout: 32}, func(t *testing.T, e *env) {
 		tn := e.tenant(t, 0)
@@ -901,8 +901,8 @@ func TestQueuedDeliveryHasNoRecord(t *testing.T) {
 			t.Errorf("HEXISTS %s %s = %t, %v; want it kept there", kk, did, ok, err)
 		}
 		retention := 30 * 24 * time.Hour
-		if ttl, err := e.rdb.TTL(t.Context(), kk).Result(); err != nil || ttl < retention || ttl > retention+time.Hour {
-			t.Errorf("kept hour's TTL = %v, %v; want the retention period after the hour ends", ttl, err)
+		if ttl, err := e.rdb.TTL(t.Context(), kk).Result(); err != nil || ttl < retention || ttl > retention+time.Minute {
+			t.Errorf("kept minute's TTL = %v, %v; want the retention period after the minute ends", ttl, err)
 		}
 
 		failed := e.publishStored(t, tn.ID, registry.EventScanCompleted)

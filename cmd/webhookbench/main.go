@@ -139,7 +139,9 @@ func (o *options) smokeDefaults() {
 	o.FanoutEndpoints = 20
 	o.SlowRate, o.SlowDuration = 20, 2*time.Second
 	o.FailingEndpoints, o.FailingBad = 5, 1
-	o.MemEvents, o.MemEndpoints, o.RetainedEvents = 100, 2, 200
+	// Retained events: enough that a phase's growth (about 1 KB an event) outweighs what Redis
+	// frees on its own meanwhile (a keyspace table resized: a few hundred KB).
+	o.MemEvents, o.MemEndpoints, o.RetainedEvents = 100, 2, 2000
 	o.MixedRate, o.MixedDuration, o.MixedEndpoints = 100, 2*time.Second, 5
 	o.Scans = 50
 	o.ThrottledRate, o.ThrottledDuration, o.RateLimitDuration = 100, 2*time.Second, 3*time.Second

@@ -1,7 +1,7 @@
 -- finish records a batch of attempts a drain made (a retry is a batch of one) and applies
 -- what follows, atomically: the endpoint's failure streak and auto-disable, and for each
 -- delivery still queued as the drain took it, its record (created on its first attempt, which
--- is kept in it; a first attempt that succeeded is kept in its hour's hash instead, see
+-- is kept in it; a first attempt that succeeded is kept in its minute's hash instead, see
 -- keepSuccess), its index and the status the policy decided. A retrying delivery gets its
 -- retry timer in the outbox. A delivery superseded meanwhile (held, queued again) only gets
 -- the attempt in its log. A delivery that succeeded or failed for good at the head of its

@@ -24,13 +24,13 @@ local function deliveryId(evid, eid)
 end
 
 -- Records that are written once and read by id (an event; a delivery that succeeded at its
--- first attempt) are kept as fields of one hash per hour, which expires the retention period
--- after its hour ends: a field costs a third of what a key with its own expiry does.
-local HOUR = 3600000
-local function hourOf(ms) return string.format('%d', math.floor(tonumber(ms) / HOUR)) end
+-- first attempt) are kept as fields of one hash per minute, which expires the retention period
+-- after its minute ends: a field costs a third of what a key with its own expiry does.
+local MINUTE = 60000
+local function minuteOf(ms) return string.format('%d', math.floor(tonumber(ms) / MINUTE)) end
 
 -- addLater adds a script's sorted-set entries one ZADD a key instead of one an entry, and
--- expireHour sets an hour hash's expiry once however many fields the script wrote: a script
+-- expireMinute sets a minute hash's expiry once however many fields the script wrote: a script
 -- that calls them calls flush before anything reads those keys, and before it returns.
 local adds, ttls = {}, {}
 local function addLater(key, score, member)
@@ -43,8 +43,8 @@ local function addLater(key, score, member)
   table.insert(a, member)
 end
 
-local function expireHour(key, hour, now, retsec)
-  ttls[key] = math.max(0, math.floor(((tonumber(hour) + 1) * HOUR - tonumber(now)) / 1000)) + tonumber(retsec)
+local function expireMinute(key, minute, now, retsec)
+  ttls[key] = math.max(0, math.floor(((tonumber(minute) + 1) * MINUTE - tonumber(now)) / 1000)) + tonumber(retsec)
 end
 
 local function flush()
@@ -196,26 +196,26 @@ end
 -- An event's record is one string (eventrecord.go): "type|at|lane|exclude|body", at its
 -- creation in ms, lane its scan's ('' for none), exclude the endpoint left out ('' for none).
 -- An event whose id is a UUIDv7 (every id webhookd makes, delivery.NewEventID) is kept as a
--- field of the hour hash of the hour its id names (eventHourKey); another id, or an event stored
+-- field of the hash of the minute its id names (eventMinuteKey); another id, or an event stored
 -- by an earlier version, has a key of its own (eventKey), and the hash of an even earlier version
 -- (legacyEventKey) is read until it expires.
-local function eventHour(evid)
+local function eventMinute(evid)
   if #evid ~= 36 or string.sub(evid, 1, 4) ~= 'evt_' or string.sub(evid, 17, 17) ~= '7' then return nil end
   local ms = tonumber(string.sub(evid, 5, 16), 16)
   if not ms then return nil end
-  return hourOf(ms)
+  return minuteOf(ms)
 end
 
 local function storeEvent(tag, evid, etype, now, body, lane, exclude, retsec)
   local v = etype .. '|' .. now .. '|' .. lane .. '|' .. exclude .. '|' .. body
-  local h = eventHour(evid)
+  local h = eventMinute(evid)
   if not h then
     redis.call('SET', eventKey(tag, evid), v, 'EX', retsec)
     return
   end
-  local k = eventHourKey(tag, h)
+  local k = eventMinuteKey(tag, h)
   redis.call('HSET', k, evid, v)
-  expireHour(k, h, now, retsec)
+  expireMinute(k, h, now, retsec)
 end
 
 local function parseEvent(v)
@@ -223,23 +223,23 @@ local function parseEvent(v)
   return {typ, at, lane, exclude, string.sub(v, e + 1)}
 end
 
--- readEvents reads events' records, each as {type, at, lane, exclude, body}: one HMGET an hour
+-- readEvents reads events' records, each as {type, at, lane, exclude, body}: one HMGET a minute
 -- hash, then one MGET of their own keys for those it did not find; nil for one gone.
 local function readEvents(tag, evids)
-  local out, byHour, missed = {}, {}, {}
+  local out, byMinute, missed = {}, {}, {}
   for i, evid in ipairs(evids) do
-    local h = eventHour(evid)
+    local h = eventMinute(evid)
     if h then
-      byHour[h] = byHour[h] or {}
-      table.insert(byHour[h], i)
+      byMinute[h] = byMinute[h] or {}
+      table.insert(byMinute[h], i)
     else
       table.insert(missed, i)
     end
   end
-  for h, at in pairs(byHour) do
+  for h, at in pairs(byMinute) do
     local ids = {}
     for j, i in ipairs(at) do ids[j] = evids[i] end
-    local vs = redis.call('HMGET', eventHourKey(tag, h), unpack(ids))
+    local vs = redis.call('HMGET', eventMinuteKey(tag, h), unpack(ids))
     for j, i in ipairs(at) do
       if vs[j] then out[i] = parseEvent(vs[j]) else table.insert(missed, i) end
     end
@@ -261,25 +261,25 @@ end
 
 -- deleteEvent deletes an event's record, in whichever form it is.
 local function deleteEvent(tag, evid)
-  local h = eventHour(evid)
-  if h then redis.call('HDEL', eventHourKey(tag, h), evid) end
+  local h = eventMinute(evid)
+  if h then redis.call('HDEL', eventMinuteKey(tag, h), evid) end
   redis.call('DEL', eventKey(tag, evid), legacyEventKey(tag, evid))
 end
 
 local function readEvent(tag, evid) return readEvents(tag, {evid})[1] end
 
 -- A delivery that succeeded at its first attempt has no record of its own: it is kept as one
--- field of its creation hour's hash (keptKey), "eventId|eventType|updatedAt|first attempt",
+-- field of its creation minute's hash (keptKey), "eventId|eventType|updatedAt|first attempt",
 -- and its entry in the endpoint's succeeded index gives its creation time. The rest of its
 -- record is known: webhookId, status succeeded, attemptCount and runAttempts 1, generation 0,
 -- no next attempt. Go reads it in kept.go.
 
 -- keepSuccess keeps a delivery whose first attempt, ended at at, succeeded.
 local function keepSuccess(tag, did, created, evid, etype, at, att, retsec)
-  local h = hourOf(created)
+  local h = minuteOf(created)
   local k = keptKey(tag, h)
   redis.call('HSET', k, did, evid .. '|' .. etype .. '|' .. at .. '|' .. att)
-  expireHour(k, h, at, retsec)
+  expireMinute(k, h, at, retsec)
 end
 
 -- keptCreated is a kept delivery's creation time, or nil when the endpoint's succeeded index
@@ -295,7 +295,7 @@ local function unkeep(tag, eid, did, retsec)
   if redis.call('EXISTS', k) == 1 then return end
   local created = keptCreated(tag, eid, did)
   if not created then return end
-  local kk = keptKey(tag, hourOf(created))
+  local kk = keptKey(tag, minuteOf(created))
   local v = redis.call('HGET', kk, did)
   if not v then return end
   local _, e, evid, etype, at = string.find(v, '^([^|]*)|([^|]*)|([^|]*)|')
