@@ -96,11 +96,11 @@ func (s *Store) EventWithDeliveries(ctx context.Context, tid, evid string) (*Eve
 	if err != nil {
 		return nil, nil, storeErr("list endpoints", err)
 	}
-	rs := make([]reads, len(eids))
+	rs := make([]deliveryReads, len(eids))
 	if _, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 		for i, eid := range eids {
 			did := DeliveryID(evid, eid)
-			rs[i] = reads{p.HMGet(ctx, deliveryKey(tid, did), "status", "attemptCount", "first"),
+			rs[i] = deliveryReads{p.HMGet(ctx, deliveryKey(tid, did), "status", "attemptCount", "first"),
 				p.LIndex(ctx, attemptsKey(tid, did), -1), p.HGet(ctx, endpointQueueKey(tid, eid), did)}
 		}
 		return nil
@@ -120,9 +120,9 @@ func (s *Store) EventWithDeliveries(ctx context.Context, tid, evid string) (*Eve
 	return withData(ev), out, nil
 }
 
-// reads are what EventWithDeliveries reads of its delivery to one endpoint: its record's
+// deliveryReads are what EventWithDeliveries reads of its delivery to one endpoint: its record's
 // status, attemptCount and first attempt, its last logged attempt and its queue entry.
-type reads struct {
+type deliveryReads struct {
 	rec   *redis.SliceCmd
 	last  *redis.StringCmd
 	entry *redis.StringCmd
@@ -130,7 +130,7 @@ type reads struct {
 
 // withKept is each delivery's status, attemptCount and first attempt, from its record or, for
 // one that has neither a record nor a queue entry, as kept (kept.go).
-func (s *Store) withKept(ctx context.Context, tid, evid string, eids []string, rs []reads) ([][]any, error) {
+func (s *Store) withKept(ctx context.Context, tid, evid string, eids []string, rs []deliveryReads) ([][]any, error) {
 	recs := make([][]any, len(rs))
 	var refs []keptRef
 	var at []int

@@ -11,10 +11,10 @@ import (
 
 // An event's record is a string (lua/prelude.lua storeEvent, readEvents):
 // "type|at|lane|exclude|body", at its creation in ms, the body as body.go keeps it. An event
-// whose id is a UUIDv7 (every id webhookd makes) is kept as a field of the hash of the minute its
-// id names (eventMinuteKey), which expires the retention period after that minute: a field costs
-// a third of what a key with its own expiry does. Another id, or an event stored by the
-// version before, has a string key of its own (eventKey). Events stored by earlier versions
+// whose id is a UUIDv7 (every id webhookd makes) is kept as a field of the hash of the minute
+// its id names (eventMinuteKey), which expires the retention period after that minute: a field
+// needs no key and no expiry of its own. Another id, or an event stored by the version before,
+// has a string key of its own (eventKey). Events stored by earlier versions
 // are hashes under legacyEventKey: type, body, at, lane and exclude, or in the first form id,
 // createdAt, deliveries (subscribers when accepted, now kept with the idempotency key) and
 // requestHash; they are read alike until they expire.

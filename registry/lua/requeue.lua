@@ -1,7 +1,8 @@
 -- requeue queues a delivery again now with a fresh attempt budget (manual retry) and keeps it
 -- (and its attempts) for another retention period. A delivery still waiting for its first
--- attempt is left as it is. A manual retry is not ordered: it is queued at once, whatever its
--- scan's lane holds.
+-- attempt is left as it is; one kept without a record (succeeded at its first attempt, see
+-- keepSuccess) gets its record back first. A manual retry is not ordered: it is queued at
+-- once, whatever its scan's lane holds.
 --
 -- KEYS[1] delivery   KEYS[2] endpoint   KEYS[3] attempts
 -- ARGV[1] tag   ARGV[2] delivery id   ARGV[3] endpoint id   ARGV[4] now (ms)   ARGV[5] retention (s)

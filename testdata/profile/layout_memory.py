@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Redis memory per retained record in the layout webhookd uses and in a stream-based one.
+"""Redis memory per retained record in the layout webhookd uses, the one before it, and a stream-based one.
 
 Starts its own redis-server on a free loopback port, writes 50,000 records of each kind the
 way the stores would (key names, value sizes and encodings of a delivered event with a
@@ -19,7 +19,7 @@ DELIVERY = ["webhookId", "5bf1c755-44e2-4882-8f0f-7bb4443d54cf", "eventId", "evt
             "eventType", "scan.completed", "status", "succeeded", "attemptCount", "1", "runAttempts", "1",
             "generation", "0", "createdAt", "1765054701123", "updatedAt", "1765054701135",
             "nextAttemptAt", "", "first", ATTEMPT]
-# The same delivery kept as a field of its hour's hash (registry/kept.go): event, type, end, first attempt.
+# The same delivery kept as a field of its minute's hash (registry/kept.go): event, type, end, first attempt.
 KEPT = "evt_" + "0" * 32 + "|scan.completed|1765054701135|" + ATTEMPT
 # The same delivery as one string: endpoint, event, type, status, counts, times, first attempt.
 DELIVERY_STRING = "5bf1c755-44e2-4882-8f0f-7bb4443d54cf|evt_" + "0" * 32 + \
@@ -75,15 +75,17 @@ def delivery_hash(key):
 
 ep = "wh:{t:%s}:ep:5bf1c755-44e2-4882-8f0f-7bb4443d54cf" % TID
 KINDS = [
-    ("now: event record (string, SET EX)",
+    ("before: event record (string, SET EX)",
      lambda i: [["SET", "wh:{t:%s}:ev:evt_%s" % (TID, rid()), EVENT, "EX", "2592000"]]),
     ("now: event log entry (zset :evts:TYPE)",
      lambda i: [["ZADD", "wh:{t:%s}:evts:scan.completed" % TID, str(1765054701123 + i), "evt_" + rid()]]),
-    ("now: a delivery record (listpack hash, EXPIRE): a retried one", lambda i: delivery_hash("wh:{t:%s}:dlv:%s" % (TID, uuid()))),
+    ("now: event record, a field of its minute's hash (HSET)",
+     lambda i: [["HSET", "wh:{t:%s}:evm:%d" % (TID, 29417578 + i // 10000), "evt_" + rid(), EVENT]]),
+    ("before: delivery record (listpack hash, EXPIRE); now a retried one's", lambda i: delivery_hash("wh:{t:%s}:dlv:%s" % (TID, uuid()))),
     ("now: status index entry (zset :dlv:succeeded)",
      lambda i: [["ZADD", ep + ":dlv:succeeded", str(1765054701123 + i), uuid()]]),
-    ("now: a first-attempt success kept in its hour's hash (HSET)",
-     lambda i: [["HSET", "wh:{t:%s}:ok:%d" % (TID, 490293 + i // 10000), uuid(), KEPT]]),
+    ("now: a first-attempt success, a field of its minute's hash (HSET)",
+     lambda i: [["HSET", "wh:{t:%s}:ok:%d" % (TID, 29417578 + i // 10000), uuid(), KEPT]]),
     ("stream: event record and log entry in one (XADD, 2 fields)",
      lambda i: [["XADD", "wh:{t:%s}:log:scan.completed" % TID, "%d-0" % (1765054701123 + i), "id", rid(), "r", EVENT]]),
     ("stream: delivery record and status in one (XADD, 2 fields)",
