@@ -29,10 +29,17 @@ const (
 	failoverPublishers = 4
 )
 
-// publishAttempt publishes one event with an Idempotency-Key, as a careful client retrying
-// after an error would; it returns the status and the event id of a 200/202 answer.
+// publishAttempt publishes one event with data of its own (and an Idempotency-Key unless
+// empty); it returns the status and the event id of a 200/202 answer.
 func publishAttempt(t *testing.T, svc *service, key, idem string) (int, string, error) {
-	body, _ := json.Marshal(map[string]any{"type": registry.EventScanCompleted, "data": scanData()})
+	return publishBody(t, svc, key, idem, scanData())
+}
+
+// publishBody publishes a scan.completed event with data, as publishAttempt does. A client
+// retrying with its Idempotency-Key sends the same data again: other data is another request,
+// which the key refuses (409) once the first was stored.
+func publishBody(t *testing.T, svc *service, key, idem string, data map[string]any) (int, string, error) {
+	body, _ := json.Marshal(map[string]any{"type": registry.EventScanCompleted, "data": data})
 	req, err := http.NewRequestWithContext(t.Context(), http.MethodPost, svc.URL+"/api/v1/events", bytes.NewReader(body))
 	if err != nil {
 		return 0, "", err
@@ -127,9 +134,9 @@ func TestClusterFailoverUnderLoad(t *testing.T) {
 	for range failoverPublishers {
 		wg.Go(func() {
 			for i := next.Add(1); i <= failoverEvents; i = next.Add(1) {
-				idem := fmt.Sprintf("failover-%d", i)
+				idem, data := fmt.Sprintf("failover-%d", i), scanData()
 				for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(200 * time.Millisecond) {
-					status, id, err := publishAttempt(t, api, key, idem)
+					status, id, err := publishBody(t, api, key, idem, data)
 					ok := err == nil && (status == http.StatusAccepted || status == http.StatusOK)
 					mu.Lock()
 					switch {
