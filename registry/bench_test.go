@@ -55,7 +55,7 @@ func BenchmarkPublishEvent(b *testing.B) {
 	i := 0
 	for b.Loop() {
 		i++
-		_, err := be.store.PublishEvent(b.Context(), be.tid, registry.NewEvent{ID: "evt_bench_" + strconv.Itoa(i),
+		_, err := be.store.PublishEvent(b.Context(), be.tid, registry.NewEvent{ID: newEventID(),
 			Type: registry.EventScanCompleted, CreatedAt: now, Body: body, IdempotencyKey: "idem-" + strconv.Itoa(i)})
 		if err != nil {
 			b.Fatal(err)
@@ -110,9 +110,9 @@ func BenchmarkDrainBatch(b *testing.B) {
 	var n int64 = -1
 	for i := 0; i < b.N; i++ {
 		b.StopTimer()
-		for j := range batch {
+		for range batch {
 			st, err := be.store.PublishEvent(b.Context(), be.tid, registry.NewEvent{
-				ID: "evt_bench_" + strconv.Itoa(i) + "_" + strconv.Itoa(j), Type: registry.EventScanCompleted,
+				ID: newEventID(), Type: registry.EventScanCompleted,
 				CreatedAt: now, Body: body})
 			if err != nil {
 				b.Fatal(err)

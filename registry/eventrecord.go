@@ -11,7 +11,7 @@ import (
 
 // An event's record is a string (lua/prelude.lua storeEvent, readEvents):
 // "type|at|lane|exclude|body", at its creation in ms, the body as body.go keeps it. An event
-// whose id is a UUIDv7 (every id webhookd makes) is kept as a field of the hash of the minute
+// whose id is a UUIDv7 (every published or test event) is kept as a field of the hash of the minute
 // its id names (eventMinuteKey), which expires the retention period after that minute: a field
 // needs no key and no expiry of its own. Another id, or an event stored by the version before,
 // has a string key of its own (eventKey). Events stored by earlier versions

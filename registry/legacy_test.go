@@ -213,3 +213,25 @@ func TestLargeBodyKeptCompressed(t *testing.T) {
 		}
 	})
 }
+
+// An id that only looks like a UUIDv7 (an operational event's is a hash of its content) names
+// a minute far from now: its event is kept and read there all the same, for the retention
+// period and not longer.
+func TestEventIDOfAFarMinute(t *testing.T) {
+	eachBackend(t, registry.Config{Retention: time.Hour}, func(t *testing.T, e *env) {
+		ctx := t.Context()
+		tn := e.tenant(t, 0)
+		id := "evt_fffffffffff07" + strings.Repeat("a", 19)
+		if _, err := e.store.PublishEvent(ctx, tn.ID, registry.NewEvent{ID: id, Type: registry.EventScanCompleted,
+			CreatedAt: e.clock.Now(), Body: eventBody(id, registry.EventScanCompleted)}); err != nil {
+			t.Fatal(err)
+		}
+		if ev, err := e.store.Event(ctx, tn.ID, id); err != nil || ev.ID != id {
+			t.Errorf("Event = %+v, %v; want it read back", ev, err)
+		}
+		k := registry.EventMinuteKeyOf(t, tn.ID, id)
+		if ttl, err := e.rdb.TTL(ctx, k).Result(); err != nil || ttl <= 0 || ttl > time.Hour+time.Minute {
+			t.Errorf("TTL of %s = %v, %v; want at most the retention period and a minute", k, ttl, err)
+		}
+	})
+}

@@ -44,8 +44,12 @@ local function addLater(key, score, member)
   table.insert(a, member)
 end
 
+-- The part of the minute still to come counts, at most a minute: an id that only looks like a
+-- UUIDv7 (an operational event's is a hash) may name any minute, and must not outlive the
+-- retention period by more.
 local function expireMinute(key, minute, now, retsec)
-  ttls[key] = math.max(0, math.floor(((tonumber(minute) + 1) * MINUTE - tonumber(now)) / 1000)) + tonumber(retsec)
+  local left = math.min(math.max(0, (tonumber(minute) + 1) * MINUTE - tonumber(now)), MINUTE)
+  ttls[key] = math.floor(left / 1000) + tonumber(retsec)
 end
 
 local function flush()
@@ -196,7 +200,7 @@ end
 
 -- An event's record is one string (eventrecord.go): "type|at|lane|exclude|body", at its
 -- creation in ms, lane its scan's ('' for none), exclude the endpoint left out ('' for none).
--- An event whose id is a UUIDv7 (every id webhookd makes, delivery.NewEventID) is kept as a
+-- An event whose id is a UUIDv7 (delivery.NewEventID: every published or test event) is kept as a
 -- field of the hash of the minute its id names (eventMinuteKey); another id, or an event stored
 -- by an earlier version, has a key of its own (eventKey), and the hash of an even earlier version
 -- (legacyEventKey) is read until it expires.
