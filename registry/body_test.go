@@ -4,38 +4,53 @@ import (
 	"bytes"
 	"crypto/rand"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 )
 
-// A large JSON body is kept compressed and read back as published; a small one, or one that
-// does not compress, is kept as it is; a kept body that only looks compressed reads as kept.
+// A body is kept without the envelope's head its record holds (the id, the type) and, when
+// large, compressed, and read back byte for byte as published; a body that does not begin as
+// the envelope does (another id, a test event's) or does not compress is kept as it is; a
+// kept body that only looks compressed reads as kept.
 func TestKeptBody(t *testing.T) {
+	const id, typ = "evt_0193a1b2c3d47e5f8a9b0c1d2e3f4a5b", "scan.completed"
+	envelope := func(data []byte) []byte {
+		return slices.Concat([]byte(`{"id":"`+id+`","type":"`+typ+`","timestamp":"2026-12-07T03:10:00.123456789Z","data":`), data, []byte("}"))
+	}
 	report := scanReport(4000)
 	random := make([]byte, 2000)
 	rand.Read(random)
 	for _, c := range []struct {
-		name       string
-		body       []byte
-		compressed bool
+		name               string
+		body               []byte
+		elided, compressed bool
 	}{
-		{"a scan report", report, true},
-		{"a small body", []byte(`{"type":"scan.started","data":{"scanId":"s"}}`), false},
-		{"a body that does not compress", append([]byte(`{"x":"`), random...), false},
+		{"a scan report", envelope(report), true, true},
+		{"a small event", envelope([]byte(`{"scanId":"s","scanType":"zap"}`)), true, false},
+		{"an event of another id", bytes.Replace(envelope(report), []byte(id), []byte("evt_other"), 1), false, true},
+		{"a body that does not compress", append([]byte(`{"x":"`), random...), false, false},
 	} {
-		kept := keptBody(c.body)
-		if got := bytes.HasPrefix(kept, zstdMagic); got != c.compressed {
+		kept := keptBody(id, typ, c.body)
+		if got := kept[0] == elidedMark; got != c.elided {
+			t.Errorf("%s: kept without its envelope's head %t, want %t", c.name, got, c.elided)
+		}
+		rest := bytes.TrimPrefix(kept, []byte{elidedMark})
+		if got := bytes.HasPrefix(rest, zstdMagic); got != c.compressed {
 			t.Errorf("%s: compressed %t, want %t", c.name, got, c.compressed)
 		}
 		if c.compressed && len(kept) > len(c.body)/2 {
 			t.Errorf("%s: kept in %d bytes of %d", c.name, len(kept), len(c.body))
 		}
-		if got := readBody(kept); !bytes.Equal(got, c.body) {
-			t.Errorf("%s: read back %d bytes, not the %d published", c.name, len(got), len(c.body))
+		if !c.compressed && c.elided && len(kept) != len(c.body)-len(envelopeHead(id, typ))+1 {
+			t.Errorf("%s: kept in %d bytes of %d", c.name, len(kept), len(c.body))
+		}
+		if got := readBody(id, typ, kept); !bytes.Equal(got, c.body) {
+			t.Errorf("%s: read back %q, not %q as published", c.name, got, c.body)
 		}
 	}
 	fake := append(append([]byte{}, zstdMagic...), "not zstd"...)
-	if got := readBody(fake); !bytes.Equal(got, fake) {
+	if got := readBody(id, typ, fake); !bytes.Equal(got, fake) {
 		t.Errorf("readBody(%q) = %q, want it as kept", fake, got)
 	}
 }
@@ -44,16 +59,16 @@ func TestKeptBody(t *testing.T) {
 // published (keptBody) and once per delivery taken (readBody).
 func BenchmarkKeptBody(b *testing.B) {
 	body := scanReport(2048)
-	kept := keptBody(body)
+	kept := keptBody("evt_1", "scan.completed", body)
 	b.Logf("%d bytes kept in %d", len(body), len(kept))
 	b.Run("keep", func(b *testing.B) {
 		for b.Loop() {
-			keptBody(body)
+			keptBody("evt_1", "scan.completed", body)
 		}
 	})
 	b.Run("read", func(b *testing.B) {
 		for b.Loop() {
-			readBody(kept)
+			readBody("evt_1", "scan.completed", kept)
 		}
 	})
 }

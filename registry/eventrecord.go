@@ -38,7 +38,7 @@ func parseEvent(tid, evid, v string) *Event {
 	if len(f) != 5 || f[0] == "" {
 		return nil
 	}
-	return &Event{ID: evid, TenantID: tid, Type: f[0], CreatedAt: fromMs(f[1]), Body: readBody([]byte(f[4]))}
+	return &Event{ID: evid, TenantID: tid, Type: f[0], CreatedAt: fromMs(f[1]), Body: readBody(evid, f[0], []byte(f[4]))}
 }
 
 // legacyEventFields are the fields a hash record is read with, in both its forms.

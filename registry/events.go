@@ -100,7 +100,7 @@ func (s *Store) PublishEvents(ctx context.Context, tid string, b NewBatch) (*Sto
 		int64(40*24*time.Hour/time.Second), idemHead(b), b.Internal, s.inline, ms(at), unixDay(at))
 	for _, n := range b.Events {
 		keys = append(keys, eventKey(tid, n.ID), subscribersKey(tid, n.Type), eventsKey(tid, n.Type))
-		args = append(args, n.ID, n.Type, keptBody(n.Body), LaneOf(n.ScanID), n.Exclude)
+		args = append(args, n.ID, n.Type, keptBody(n.ID, n.Type, n.Body), LaneOf(n.ScanID), n.Exclude)
 	}
 	res, err := publishScript.Run(ctx, s.rdb, keys, args...).StringSlice()
 	if err != nil {

@@ -21,6 +21,12 @@ func EventMinuteKeyOf(tb testing.TB, tid, evid string) string {
 	return eventMinuteKey(tid, h)
 }
 
+// KeptTypes are the event types a kept delivery names by a code.
+var KeptTypes = keptTypes
+
+// KeptFieldOf is a kept delivery's field in its minute's hash.
+func KeptFieldOf(did string) string { return keptField(did) }
+
 // KeptKeyOf is the key of the hash that keeps the first-attempt successes created at created.
 func KeptKeyOf(tid string, created time.Time) string {
 	return keptKey(tid, created.UnixMilli()/minuteMs)

@@ -180,7 +180,7 @@ func TestDeliveredDeliveryIsKeptCompact(t *testing.T) {
 		if e.hasRecord(t, tn.ID, q.DeliveryID) {
 			t.Errorf("the delivered delivery has a record of its own")
 		}
-		v := e.rdb.HGet(t.Context(), registry.KeptKeyOf(tn.ID, items[0].CreatedAt), q.DeliveryID).Val()
+		v := e.rdb.HGet(t.Context(), registry.KeptKeyOf(tn.ID, items[0].CreatedAt), registry.KeptFieldOf(q.DeliveryID)).Val()
 		if v == "" || len(v) > 128 {
 			t.Errorf("the delivered delivery is kept as %d bytes, want 1 to 128: %q", len(v), v)
 		}

@@ -122,7 +122,8 @@ func (e *env) endpoint(t *testing.T, tid string, events ...string) *registry.End
 }
 
 func eventBody(id, typ string) []byte {
-	return fmt.Appendf(nil, `{"id":%q,"type":%q,"data":{"scanId":"%s","scanType":"zap"}}`, id, typ, uuid.NewString())
+	return fmt.Appendf(nil, `{"id":%q,"type":%q,"timestamp":"2026-12-07T03:10:00.123456789Z","data":{"scanId":"%s","scanType":"zap"}}`,
+		id, typ, uuid.NewString())
 }
 
 // publish stores a new event of type typ created now.

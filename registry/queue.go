@@ -180,7 +180,7 @@ func takenItems(res []any) []QueueItem {
 		entry, _ := res[i+1].(string)
 		body, _ := res[i+2].(string)
 		if it, ok := parseQueueItem(did, entry); ok {
-			it.Body = readBody([]byte(body))
+			it.Body = readBody(it.EventID, it.EventType, []byte(body))
 			items = append(items, it)
 		}
 	}

@@ -897,7 +897,7 @@ func TestQueuedDeliveryHasNoRecord(t *testing.T) {
 			t.Errorf("a delivery that succeeded at its first attempt has a record of its own")
 		}
 		kk := registry.KeptKeyOf(tn.ID, st.Event.CreatedAt)
-		if ok, err := e.rdb.HExists(t.Context(), kk, did).Result(); err != nil || !ok {
+		if ok, err := e.rdb.HExists(t.Context(), kk, registry.KeptFieldOf(did)).Result(); err != nil || !ok {
 			t.Errorf("HEXISTS %s %s = %t, %v; want it kept there", kk, did, ok, err)
 		}
 		retention := 30 * 24 * time.Hour

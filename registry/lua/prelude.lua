@@ -274,16 +274,47 @@ end
 local function readEvent(tag, evid) return readEvents(tag, {evid})[1] end
 
 -- A delivery that succeeded at its first attempt has no record of its own: it is kept as one
--- field of its creation minute's hash (keptKey), "eventId|eventType|updatedAt|first attempt",
--- and its entry in the endpoint's succeeded index gives its creation time. The rest of its
--- record is known: webhookId, status succeeded, attemptCount and runAttempts 1, generation 0,
--- no next attempt. Go reads it in kept.go.
+-- field of its creation minute's hash (keptKey), and its entry in the endpoint's succeeded index
+-- gives its creation time. The rest of its record is known: webhookId, status succeeded,
+-- attemptCount and runAttempts 1, generation 0, no next attempt. kept.go says how the field
+-- and value are encoded (keptField, keptValue) and reads them.
+
+-- bytesOf is the bytes a string of hex digits spells; hexOf the other way.
+local function bytesOf(h) return (string.gsub(h, '%x%x', function(c) return string.char(tonumber(c, 16)) end)) end
+local function hexOf(b) return (string.gsub(b, '.', function(c) return string.format('%02x', string.byte(c)) end)) end
+
+-- keptField is a kept delivery's field: its id's 16 bytes.
+local function keptField(did)
+  local h = string.gsub(did, '-', '')
+  if #h ~= 32 then return did end
+  return bytesOf(h)
+end
+
+-- keptValue is a kept delivery's value, compact when its event id and type allow.
+local function keptValue(evid, etype, created, at, att)
+  local code = KEPT_CODE[etype]
+  if code and #evid == 36 and string.find(evid, '^evt_[0-9a-f]+$') then
+    return '\2' .. bytesOf(string.sub(evid, 5)) .. code .. string.format('%d', at - created) .. '|' .. att
+  end
+  return evid .. '|' .. etype .. '|' .. at .. '|' .. att
+end
+
+-- keptParts reads a kept value of either form: event id, type, the attempt's end, the attempt.
+local function keptParts(v, created)
+  if string.byte(v, 1) == 2 then
+    local _, e, delta = string.find(v, '^(%-?%d+)|', 19)
+    return 'evt_' .. hexOf(string.sub(v, 2, 17)), KEPT_TYPE[string.sub(v, 18, 18)],
+      string.format('%d', created + tonumber(delta)), string.sub(v, e + 1)
+  end
+  local _, e, evid, etype, at = string.find(v, '^([^|]*)|([^|]*)|([^|]*)|')
+  return evid, etype, at, string.sub(v, e + 1)
+end
 
 -- keepSuccess keeps a delivery whose first attempt, ended at at, succeeded.
 local function keepSuccess(tag, did, created, evid, etype, at, att, retsec)
   local h = minuteOf(created)
   local k = keptKey(tag, h)
-  redis.call('HSET', k, did, evid .. '|' .. etype .. '|' .. at .. '|' .. att)
+  redis.call('HSET', k, keptField(did), keptValue(evid, etype, created, at, att))
   expireMinute(k, h, at, retsec)
 end
 
@@ -300,15 +331,16 @@ local function unkeep(tag, eid, did, retsec)
   if redis.call('EXISTS', k) == 1 then return end
   local created = keptCreated(tag, eid, did)
   if not created then return end
-  local kk = keptKey(tag, minuteOf(created))
-  local v = redis.call('HGET', kk, did)
+  local kk, f = keptKey(tag, minuteOf(created)), keptField(did)
+  local vs = redis.call('HMGET', kk, f, did)
+  local v = vs[1] or vs[2]
   if not v then return end
-  local _, e, evid, etype, at = string.find(v, '^([^|]*)|([^|]*)|([^|]*)|')
+  local evid, etype, at, first = keptParts(v, created)
   redis.call('HSET', k, 'webhookId', eid, 'eventId', evid, 'eventType', etype, 'status', 'succeeded',
     'attemptCount', 1, 'runAttempts', 1, 'generation', 0, 'createdAt', created, 'updatedAt', at,
-    'nextAttemptAt', '', 'first', string.sub(v, e + 1))
+    'nextAttemptAt', '', 'first', first)
   redis.call('EXPIRE', k, retsec)
-  redis.call('HDEL', kk, did)
+  redis.call('HDEL', kk, f, did)
 end
 
 local function newDelivery(tag, did, eid, evid, etype, status, now, retsec, lane)
