@@ -2,20 +2,26 @@ package registry
 
 import (
 	"bytes"
+	"slices"
+	"strconv"
+	"time"
 
 	"github.com/klauspost/compress/zstd"
 )
 
-// An event's body is kept without the part of its envelope its record already holds, and
-// compressed above a size. A body that begins as delivery.EventBody writes it,
-// {"id":"<id>","type":"<type>","timestamp":"…, is kept from its timestamp on, after the byte
-// elidedMark: the record's id and type give the rest back, byte for byte (about 70 bytes of
-// Redis memory an event). What is kept is then compressed with zstd (klauspost/compress) when
-// it is at least compressFrom bytes and compressing saves a tenth or more: a scan report's
-// JSON shrinks to a third or less, and the body is most of what a large event keeps for the
-// retention period. The forms are told apart by their first bytes: '{' (a body as published),
-// zstd's frame magic, or elidedMark; none of them starts another. Only Go reads bodies (the
-// drain's Take, event reads); the scripts pass them through.
+// An event's body is kept without the parts of its envelope that its record holds or that are
+// the same for every event, and compressed above a size. A body as delivery.EventBody writes it,
+//
+//	{"id":"<id>","type":"<type>","timestamp":"<RFC 3339, ns>","data":<data>}
+//
+// is kept as elidedMark, the timestamp in Unix ns, "|" and the data: its record's id and type
+// give the rest back, byte for byte (about 90 bytes of Redis memory an event). What is kept of
+// the data (or a body of another form, kept whole) is then compressed with zstd
+// (klauspost/compress) when it is at least compressFrom bytes and compressing saves a tenth or
+// more: a scan report's JSON shrinks to a third or less, and the body is most of what a large
+// event keeps for the retention period. The forms are told apart by their first bytes: '{' (a
+// body as published), zstd's frame magic, or elidedMark; none of them starts another. Only Go
+// reads bodies (the drain's Take, event reads); the scripts pass them through.
 
 // compressFrom is the smallest body that is compressed.
 const compressFrom = 1024
@@ -30,27 +36,41 @@ var (
 	bodyDecoder, _ = zstd.NewReader(nil, zstd.WithDecoderMaxMemory(64<<20), zstd.WithDecoderLowmem(true))
 )
 
-// envelopeHead is how the body of event id of type typ begins, up to its timestamp's value.
+// envelopeHead is how the body of event id of type typ begins, up to its timestamp's value;
+// dataHead comes between the timestamp and the data.
 func envelopeHead(id, typ string) []byte {
 	return []byte(`{"id":"` + id + `","type":"` + typ + `","timestamp":"`)
 }
 
+const dataHead = `","data":`
+
 // keptBody is the body of event id of type typ as kept in Redis.
 func keptBody(id, typ string, body []byte) []byte {
-	if rest, ok := bytes.CutPrefix(body, envelopeHead(id, typ)); ok {
-		return append([]byte{elidedMark}, compressed(rest)...)
+	rest, ok := bytes.CutPrefix(body, envelopeHead(id, typ))
+	ts, data, found := bytes.Cut(rest, []byte(dataHead))
+	data, closed := bytes.CutSuffix(data, []byte("}"))
+	t, err := time.Parse(time.RFC3339Nano, string(ts))
+	if !ok || !found || !closed || err != nil || timestamp(t.UnixNano()) != string(ts) {
+		return compressed(body)
 	}
-	return compressed(body)
+	kept := strconv.AppendInt([]byte{elidedMark}, t.UnixNano(), 10)
+	return append(append(kept, '|'), compressed(data)...)
 }
 
-// readBody is the body of event id of type typ as published, from its kept form. A kept body
-// that does not decompress (never written by keptBody) is returned as kept.
+// readBody is the body of event id of type typ as published, from its kept form. A compressed
+// body that does not decompress (never written by keptBody) is returned as kept.
 func readBody(id, typ string, kept []byte) []byte {
-	if rest, ok := bytes.CutPrefix(kept, []byte{elidedMark}); ok {
-		return append(envelopeHead(id, typ), decompressed(rest)...)
+	rest, ok := bytes.CutPrefix(kept, []byte{elidedMark})
+	ns, data, found := bytes.Cut(rest, []byte("|"))
+	n, err := strconv.ParseInt(string(ns), 10, 64)
+	if !ok || !found || err != nil {
+		return decompressed(kept)
 	}
-	return decompressed(kept)
+	return slices.Concat(envelopeHead(id, typ), []byte(timestamp(n)), []byte(dataHead), decompressed(data), []byte("}"))
 }
+
+// timestamp is an envelope's timestamp of Unix time ns, as delivery.EventBody writes it.
+func timestamp(ns int64) string { return time.Unix(0, ns).UTC().Format(time.RFC3339Nano) }
 
 // compressed is b compressed when that is worth it, else b.
 func compressed(b []byte) []byte {

@@ -2,43 +2,82 @@ package registry
 
 import (
 	"context"
+	"encoding/hex"
 	"errors"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 )
 
 // An event's record is a string (lua/prelude.lua storeEvent, readEvents):
 // "type|at|lane|exclude|body", at its creation in ms, the body as body.go keeps it. An event
-// whose id is a UUIDv7 (every published or test event) is kept as a field of the hash of the minute
-// its id names (eventMinuteKey), which expires the retention period after that minute: a field
-// needs no key and no expiry of its own. Another id, or an event stored by the version before,
-// has a string key of its own (eventKey). Events stored by earlier versions
-// are hashes under legacyEventKey: type, body, at, lane and exclude, or in the first form id,
+// whose id is a UUIDv7 (every published or test event) is kept as a field of the hash of the
+// minute its id names (eventMinuteKey), which expires the retention period after that minute:
+// a field needs no key and no expiry of its own. There the field is the id's 16 bytes
+// (eventField) and the record compact: compactMark, its type's code (typeCodes), at after the
+// time its id names, then "|lane|exclude|body". Another id, or an event stored by the version
+// before, has a string key of its own (eventKey); the version before kept a minute hash's
+// fields as the id and the string record, read as well. Events stored by earlier versions are
+// hashes under legacyEventKey: type, body, at, lane and exclude, or in the first form id,
 // createdAt, deliveries (subscribers when accepted, now kept with the idempotency key) and
 // requestHash; they are read alike until they expire.
 
-// eventMinute is the minute (Unix minutes) an event id names: its UUIDv7's time; false for an id
-// that is no UUIDv7.
-func eventMinute(evid string) (int64, bool) {
-	if len(evid) != 36 || !strings.HasPrefix(evid, "evt_") || evid[16] != '7' {
+// compactMark starts an event's compact record.
+const compactMark = 0x03
+
+// eventTime is the time (Unix ms) a UUIDv7 event id, "evt_" and 32 lowercase hex digits, names;
+// false for another id.
+func eventTime(evid string) (int64, bool) {
+	if len(evid) != 36 || !strings.HasPrefix(evid, "evt_") || evid[16] != '7' || strings.ToLower(evid) != evid {
+		return 0, false
+	}
+	if _, err := hex.DecodeString(evid[4:]); err != nil {
 		return 0, false
 	}
 	ms, err := strconv.ParseInt(evid[4:16], 16, 64)
-	if err != nil {
-		return 0, false
-	}
-	return ms / minuteMs, true
+	return ms, err == nil
 }
 
-// parseEvent reads an event's string record; nil when it is not one.
+// eventMinute is the minute (Unix minutes) a UUIDv7 event id names; false for another id.
+func eventMinute(evid string) (int64, bool) {
+	ms, ok := eventTime(evid)
+	return ms / minuteMs, ok
+}
+
+// eventField is a UUIDv7 event's field in its minute's hash: its id's 16 bytes.
+func eventField(evid string) string {
+	b, _ := hex.DecodeString(evid[4:])
+	return string(b)
+}
+
+// parseEvent reads an event's string record of either form; nil when it is not one.
 func parseEvent(tid, evid, v string) *Event {
+	if len(v) > 2 && v[0] == compactMark {
+		return parseCompactEvent(tid, evid, v)
+	}
 	f := strings.SplitN(v, "|", 5)
 	if len(f) != 5 || f[0] == "" {
 		return nil
 	}
 	return &Event{ID: evid, TenantID: tid, Type: f[0], CreatedAt: fromMs(f[1]), Body: readBody(evid, f[0], []byte(f[4]))}
+}
+
+// parseCompactEvent reads a compact record: code, at after the id's time, "|lane|exclude|body".
+func parseCompactEvent(tid, evid, v string) *Event {
+	typ, known := typeOfCode(v[1])
+	ms, isV7 := eventTime(evid)
+	f := strings.SplitN(v[2:], "|", 4)
+	if !known || !isV7 || len(f) != 4 {
+		return nil
+	}
+	delta, err := strconv.ParseInt(f[0], 10, 64)
+	if err != nil {
+		return nil
+	}
+	return &Event{ID: evid, TenantID: tid, Type: typ, CreatedAt: time.UnixMilli(ms + delta).UTC(),
+		Body: readBody(evid, typ, []byte(f[3]))}
 }
 
 // legacyEventFields are the fields a hash record is read with, in both its forms.
@@ -75,11 +114,11 @@ func (s *Store) Event(ctx context.Context, tid, evid string) (*Event, error) {
 // readEvents reads events, nil for each one unknown or expired: one round trip, and a second
 // for those not found in their minute's hash (stored by an earlier version, or gone).
 func (s *Store) readEvents(ctx context.Context, tid string, ids []string) ([]*Event, error) {
-	cmds := make([]*redis.StringCmd, len(ids))
+	cmds := make([]redis.Cmder, len(ids))
 	if _, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 		for i, id := range ids {
 			if h, ok := eventMinute(id); ok {
-				cmds[i] = p.HGet(ctx, eventMinuteKey(tid, h), id)
+				cmds[i] = p.HMGet(ctx, eventMinuteKey(tid, h), eventField(id), id)
 			} else {
 				cmds[i] = p.Get(ctx, eventKey(tid, id))
 			}
@@ -91,7 +130,7 @@ func (s *Store) readEvents(ctx context.Context, tid string, ids []string) ([]*Ev
 	out := make([]*Event, len(ids))
 	var missing []int
 	for i, c := range cmds {
-		if out[i] = parseEvent(tid, ids[i], c.Val()); out[i] == nil {
+		if out[i] = parseEvent(tid, ids[i], recordOf(c)); out[i] == nil {
 			missing = append(missing, i)
 		}
 	}
@@ -115,6 +154,22 @@ func (s *Store) readEvents(ctx context.Context, tid string, ids []string) ([]*Ev
 		}
 	}
 	return out, nil
+}
+
+// recordOf is the record a read of readEvents found: a GET's value, or the first value of an
+// HMGET of both forms of a minute hash's field; empty for none.
+func recordOf(c redis.Cmder) string {
+	switch c := c.(type) {
+	case *redis.StringCmd:
+		return c.Val()
+	case *redis.SliceCmd:
+		for _, v := range c.Val() {
+			if v, ok := v.(string); ok {
+				return v
+			}
+		}
+	}
+	return ""
 }
 
 // An idempotency key holds its request's hash and the events the request stored, each with

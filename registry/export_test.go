@@ -21,8 +21,14 @@ func EventMinuteKeyOf(tb testing.TB, tid, evid string) string {
 	return eventMinuteKey(tid, h)
 }
 
-// KeptTypes are the event types a kept delivery names by a code.
-var KeptTypes = keptTypes
+// EventFieldOf is a UUIDv7 event's field in its minute's hash.
+func EventFieldOf(evid string) string { return eventField(evid) }
+
+// LaneFieldOf is a lane's compact field in a day's scan index.
+func LaneFieldOf(lane string) string { return laneField(lane) }
+
+// TypeCodes are the event types compact records name by a code.
+var TypeCodes = typeCodes
 
 // KeptFieldOf is a kept delivery's field in its minute's hash.
 func KeptFieldOf(did string) string { return keptField(did) }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/hex"
 	"errors"
-	"fmt"
 	"strconv"
 	"strings"
 
@@ -18,7 +17,7 @@ import (
 // it. A manual retry gives it a record again (unkeep) before changing it.
 //
 // The field is the delivery id's 16 bytes (keptField); the value is keptMark, the event id's 16
-// bytes, its type's code (keptTypes), the attempt's end in ms after the delivery's creation,
+// bytes, its type's code (typeCodes), the attempt's end in ms after the delivery's creation,
 // "|" and the first attempt as attempt.go encodes it. An event id that is not "evt_" and 32
 // lowercase hex digits, or a type without a code, is kept as text instead:
 // "eventId|eventType|updatedAt|first attempt", the form the version before wrote (its field
@@ -27,22 +26,6 @@ import (
 
 // keptMark starts a kept delivery's compact value.
 const keptMark = 0x02
-
-// keptTypes are the event types a kept delivery's value names by a one-byte code, 'a' and on by
-// their place here. Stored values name them: only append.
-var keptTypes = []string{EventScanStarted, EventScanCompleted, EventScanFailed, EventScanCancelled,
-	EventWebhookDegraded, EventWebhookDisabled, EventWebhookEnabled, EventDeliveryExhausted, EventWebhookTest}
-
-// luaKept gives the scripts the codes of keptTypes: KEPT_CODE[type] and KEPT_TYPE[code].
-var luaKept = func() string {
-	var code, typ strings.Builder
-	for i, t := range keptTypes {
-		c := string(rune('a' + i))
-		fmt.Fprintf(&code, "[%q]=%q,", t, c)
-		fmt.Fprintf(&typ, "[%q]=%q,", c, t)
-	}
-	return "local KEPT_CODE, KEPT_TYPE = {" + code.String() + "}, {" + typ.String() + "}\n"
-}()
 
 // keptField is a kept delivery's field: the 16 bytes of its id (a UUID), or the id itself
 // when it is none.
@@ -117,13 +100,13 @@ func keptFields(eid string, created int64, v string) map[string]string {
 // and the attempt.
 func keptParts(created int64, v string) (evid, typ, updated, first string, ok bool) {
 	if len(v) > 18 && v[0] == keptMark {
-		code := int(v[17]) - 'a'
+		typ, known := typeOfCode(v[17])
 		delta, first, found := strings.Cut(v[18:], "|")
 		d, err := strconv.ParseInt(delta, 10, 64)
-		if code < 0 || code >= len(keptTypes) || !found || err != nil {
+		if !known || !found || err != nil {
 			return "", "", "", "", false
 		}
-		return "evt_" + hex.EncodeToString([]byte(v[1:17])), keptTypes[code], strconv.FormatInt(created+d, 10), first, true
+		return "evt_" + hex.EncodeToString([]byte(v[1:17])), typ, strconv.FormatInt(created+d, 10), first, true
 	}
 	p := strings.SplitN(v, "|", 4)
 	if len(p) != 4 {

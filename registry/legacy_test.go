@@ -1,6 +1,7 @@
 package registry_test
 
 import (
+	"bytes"
 	"fmt"
 	"strconv"
 	"strings"
@@ -34,9 +35,10 @@ func (e *env) legacyEvent(t *testing.T, tid, scanID, idemKey, hash string, deliv
 	return id
 }
 
-// An event the version before stored as a string of its own, under its UUIDv7 id, reads and
-// is taken for delivery as one kept in its minute's hash; so does one whose id is no UUIDv7,
-// which is still stored that way.
+// An event an earlier version stored as a string of its own under its UUIDv7 id, or the
+// version before as a text field and record of its minute's hash, reads and is taken for
+// delivery as one kept compact in its minute's hash; so does one whose id is no UUIDv7, which
+// is still stored as a string of its own.
 func TestEventOwnStringRecords(t *testing.T) {
 	eachBackend(t, registry.Config{InlineFanout: 32}, func(t *testing.T, e *env) {
 		ctx := t.Context()
@@ -49,6 +51,12 @@ func TestEventOwnStringRecords(t *testing.T) {
 			t.Fatal(err)
 		}
 		e.rdb.ZAdd(ctx, registry.EventsKeyOf(tn.ID, registry.EventScanCompleted), redisZ(strconv.FormatInt(at, 10), before))
+		inMinute := newEventID() // the version before: a text field and record in the minute's hash
+		if err := e.rdb.HSet(ctx, registry.EventMinuteKeyOf(t, tn.ID, inMinute), inMinute,
+			fmt.Sprintf("scan.completed|%d|||%s", at, eventBody(inMinute, registry.EventScanCompleted))).Err(); err != nil {
+			t.Fatal(err)
+		}
+		e.rdb.ZAdd(ctx, registry.EventsKeyOf(tn.ID, registry.EventScanCompleted), redisZ(strconv.FormatInt(at, 10), inMinute))
 		other := "evt_" + strings.ReplaceAll(uuid.NewString(), "-", "") // a UUIDv4
 		st, err := e.store.PublishEvent(ctx, tn.ID, registry.NewEvent{ID: other, Type: registry.EventScanCompleted,
 			CreatedAt: e.clock.Now(), Body: eventBody(other, registry.EventScanCompleted)})
@@ -58,15 +66,17 @@ func TestEventOwnStringRecords(t *testing.T) {
 		if n := e.rdb.Exists(ctx, registry.EventKeyOf(tn.ID, other)).Val(); n != 1 {
 			t.Errorf("an event whose id is no UUIDv7 has no key of its own")
 		}
-		for _, id := range []string{before, other} {
-			if ev, err := e.store.Event(ctx, tn.ID, id); err != nil || ev.ID != id || ev.Type != registry.EventScanCompleted {
+		for _, id := range []string{before, inMinute, other} {
+			if ev, err := e.store.Event(ctx, tn.ID, id); err != nil || ev.ID != id || ev.Type != registry.EventScanCompleted ||
+				!bytes.HasPrefix(ev.Body, []byte(`{"id":"`+id)) {
 				t.Errorf("Event(%s) = %+v, %v", id, ev, err)
 			}
 		}
 		e.fanout(t, &registry.Event{ID: before, TenantID: tn.ID, Type: registry.EventScanCompleted}, ep.ID)
+		e.fanout(t, &registry.Event{ID: inMinute, TenantID: tn.ID, Type: registry.EventScanCompleted}, ep.ID)
 		items, _ := e.take(t, tn.ID, ep.ID, st.Drains[0].N, 10)
-		if len(items) != 2 || len(items[0].Body) == 0 || len(items[1].Body) == 0 {
-			t.Errorf("took %d deliveries, %+v; want both, with their events' bodies", len(items), items)
+		if len(items) != 3 || len(items[0].Body) == 0 || len(items[1].Body) == 0 || len(items[2].Body) == 0 {
+			t.Errorf("took %d deliveries, %+v; want all three, with their events' bodies", len(items), items)
 		}
 	})
 }
@@ -201,7 +211,7 @@ func TestLargeBodyKeptCompressed(t *testing.T) {
 			t.Fatal(err)
 		}
 		id, body := b.Events[0].ID, string(b.Events[0].Body)
-		if kept := e.rdb.HStrLen(ctx, registry.EventMinuteKeyOf(t, tn.ID, id), id).Val(); kept == 0 || kept > int64(len(body))/2 {
+		if kept := e.rdb.HStrLen(ctx, registry.EventMinuteKeyOf(t, tn.ID, id), registry.EventFieldOf(id)).Val(); kept == 0 || kept > int64(len(body))/2 {
 			t.Errorf("a %d-byte body is kept in a %d-byte record, want under half", len(body), kept)
 		}
 		if ev, err := e.store.Event(ctx, tn.ID, id); err != nil || string(ev.Body) != body {

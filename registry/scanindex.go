@@ -3,6 +3,7 @@ package registry
 import (
 	"cmp"
 	"context"
+	"encoding/hex"
 	"errors"
 	"slices"
 	"strings"
@@ -16,6 +17,10 @@ import (
 // hash field per scan and day instead of a sorted set (and a key with a TTL) per scan, and each
 // day's hash expires once its last event has: publishing writes no expiry (it would cost a
 // command per event), TrimIndexes sets it on every day within the retention period.
+// An event whose id is "evt_" and 32 lowercase hex digits (every id webhookd makes) is listed
+// compactly: the field is the lane's 10 bytes, the value the ids' 16 bytes each, one after
+// another (lua/prelude.lua scanField). Another id is listed as text, under the lane as text, the
+// ids separated by spaces: the form the version before wrote for every event, read as well.
 // Events stored before this index are in their scan's sorted set, read as well until it expires.
 
 const secondsPerDay = 24 * 60 * 60
@@ -73,12 +78,12 @@ func (s *Store) scanEventIDs(ctx context.Context, tid, lane string, f EventFilte
 	if !f.Until.IsZero() {
 		to = min(to, unixDay(f.Until))
 	}
-	var days []*redis.StringCmd
+	var days []*redis.SliceCmd
 	var legacy *redis.StringSliceCmd
 	r := f.scores()
 	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 		for d := from; d <= to; d++ {
-			days = append(days, p.HGet(ctx, scanIndexKey(tid, d), lane))
+			days = append(days, p.HMGet(ctx, scanIndexKey(tid, d), laneField(lane), lane))
 		}
 		legacy = p.ZRevRangeByScore(ctx, scanEventsKey(tid, lane), &redis.ZRangeBy{Min: r.min, Max: r.max, Count: maxScanEvents})
 		return nil
@@ -88,10 +93,33 @@ func (s *Store) scanEventIDs(ctx context.Context, tid, lane string, f EventFilte
 	}
 	ids := legacy.Val()
 	for _, c := range days {
-		ids = append(ids, strings.Fields(c.Val())...)
+		compact, _ := c.Val()[0].(string)
+		text, _ := c.Val()[1].(string)
+		if laneField(lane) != lane {
+			ids = append(ids, compactIDs(compact)...)
+		}
+		ids = append(ids, strings.Fields(text)...)
 	}
 	// Newest first (event ids grow with time), each once, the newest maxScanEvents.
 	slices.SortFunc(ids, func(a, b string) int { return strings.Compare(b, a) })
 	ids = slices.Compact(ids)
 	return ids[:min(len(ids), maxScanEvents)], nil
+}
+
+// laneField is a lane's compact field in a day's scan index: its 10 bytes.
+func laneField(lane string) string {
+	b, err := hex.DecodeString(lane)
+	if err != nil || len(b) != 10 {
+		return lane
+	}
+	return string(b)
+}
+
+// compactIDs reads the event ids of a compact scan index entry, 16 bytes each.
+func compactIDs(v string) []string {
+	ids := make([]string, 0, len(v)/16)
+	for i := 0; i+16 <= len(v); i += 16 {
+		ids = append(ids, "evt_"+hex.EncodeToString([]byte(v[i:i+16])))
+	}
+	return ids
 }

@@ -9,7 +9,8 @@ import (
 )
 
 // TestScanIndex: a scan's events are listed from the day indexes, newest first, across days,
-// with its events stored in the earlier format; retracted events leave it, and a trim makes
+// with its events stored in the earlier formats (a sorted set; ids as text, as an id that is
+// not hex still is); retracted events leave it, and a trim makes
 // each day's index expire after the retention period of its day.
 func TestScanIndex(t *testing.T) {
 	eachBackend(t, registry.Config{Retention: 72 * time.Hour}, func(t *testing.T, e *env) {
@@ -76,6 +77,10 @@ func TestScanIndex(t *testing.T) {
 			if n := len(list(registry.EventFilter{})); n != 5 {
 				t.Fatalf("scan-x has %d events after the batch, want 5", n)
 			}
+			compact := registry.LaneFieldOf(registry.LaneOf("scan-x"))
+			if v := e.rdb.HGet(ctx, today, compact).Val(); len(v) != 32 {
+				t.Errorf("today's compact entry of scan-x = %q, want the batch's two ids, 16 bytes each", v)
+			}
 			if ok, err := e.store.RetractEvents(ctx, tn.ID, "", sb); !ok || err != nil {
 				t.Fatalf("RetractEvents = %v, %v", ok, err)
 			}
@@ -84,6 +89,9 @@ func TestScanIndex(t *testing.T) {
 			}
 			if v, _ := e.rdb.HGet(ctx, today, registry.LaneOf("scan-x")).Result(); v != x2 {
 				t.Errorf("today's entry of scan-x = %q, want %q alone", v, x2)
+			}
+			if e.rdb.HExists(ctx, today, compact).Val() {
+				t.Errorf("today's compact entry of scan-x is left after the retraction")
 			}
 		})
 	})

@@ -17,7 +17,7 @@ var luaFiles embed.FS
 // luaPreamble comes before every script: the constants, key functions, entry encodings and
 // helpers the scripts share.
 var luaPreamble = "local LEASE = " + strconv.FormatInt(DrainLease.Milliseconds(), 10) + "\n" +
-	luaKeys + luaEncodings + luaQueueEntry + luaKept + mustRead("prelude") + "\n"
+	luaKeys + luaEncodings + luaQueueEntry + luaTypeCodes + mustRead("prelude") + "\n"
 
 func mustRead(name string) string {
 	b, err := luaFiles.ReadFile("lua/" + name + ".lua")

@@ -2,6 +2,8 @@ package registry
 
 import (
 	"encoding/json"
+	"fmt"
+	"strings"
 	"time"
 )
 
@@ -337,3 +339,29 @@ func (p Page) bounds(total int) (start, stop int) {
 	start = (p.Page - 1) * p.Limit
 	return start, min(start+p.Limit, total)
 }
+
+// typeCodes are the event types that compact records (an event in its minute's hash, a kept
+// delivery) name by a one-byte code: 'a' and on by their place here. Stored records name them:
+// only append.
+var typeCodes = []string{EventScanStarted, EventScanCompleted, EventScanFailed, EventScanCancelled,
+	EventWebhookDegraded, EventWebhookDisabled, EventWebhookEnabled, EventDeliveryExhausted, EventWebhookTest}
+
+// typeOfCode is the type a code names; false for none.
+func typeOfCode(c byte) (string, bool) {
+	i := int(c) - 'a'
+	if i < 0 || i >= len(typeCodes) {
+		return "", false
+	}
+	return typeCodes[i], true
+}
+
+// luaTypeCodes gives the scripts the codes of typeCodes: TYPE_CODE[type] and CODE_TYPE[code].
+var luaTypeCodes = func() string {
+	var code, typ strings.Builder
+	for i, t := range typeCodes {
+		c := string(rune('a' + i))
+		fmt.Fprintf(&code, "[%q]=%q,", t, c)
+		fmt.Fprintf(&typ, "[%q]=%q,", c, t)
+	}
+	return "local TYPE_CODE, CODE_TYPE = {" + code.String() + "}, {" + typ.String() + "}\n"
+}()

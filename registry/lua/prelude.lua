@@ -198,42 +198,75 @@ local function disable(ek, reason, now)
   redis.call('HSET', ek, 'status', 'disabled', 'disabledReason', reason, 'disabledAt', now, 'updatedAt', now)
 end
 
+-- bytesOf is the bytes a string of hex digits spells; hexOf the other way.
+local function bytesOf(h) return (string.gsub(h, '%x%x', function(c) return string.char(tonumber(c, 16)) end)) end
+local function hexOf(b) return (string.gsub(b, '.', function(c) return string.format('%02x', string.byte(c)) end)) end
+
+-- hexId tells an event id that compact records keep as 16 bytes: "evt_" and 32 lowercase hex
+-- digits (every id webhookd makes).
+local function hexId(evid) return #evid == 36 and string.find(evid, '^evt_[0-9a-f]+$') ~= nil end
+
+-- scanField is an event's field and value in its scan's entry of a day's scan index, and the
+-- separator between values (scanindex.go): the lane's 10 bytes and the id's 16 (none) for a
+-- hexId, else the lane and the id as text (a space).
+local function scanField(lane, evid)
+  if hexId(evid) and #lane == 20 and string.find(lane, '^%x+$') then return bytesOf(lane), bytesOf(string.sub(evid, 5)), '' end
+  return lane, evid, ' '
+end
+
 -- An event's record is one string (eventrecord.go): "type|at|lane|exclude|body", at its
 -- creation in ms, lane its scan's ('' for none), exclude the endpoint left out ('' for none).
--- An event whose id is a UUIDv7 (delivery.NewEventID: every published or test event) is kept as a
--- field of the hash of the minute its id names (eventMinuteKey); another id, or an event stored
--- by an earlier version, has a key of its own (eventKey), and the hash of an even earlier version
--- (legacyEventKey) is read until it expires.
-local function eventMinute(evid)
-  if #evid ~= 36 or string.sub(evid, 1, 4) ~= 'evt_' or string.sub(evid, 17, 17) ~= '7' then return nil end
+-- An event whose id is a UUIDv7 (delivery.NewEventID: every published or test event) is kept
+-- as a field of the hash of the minute its id names (eventMinuteKey): the field is the id's 16
+-- bytes, the record compact, "\3", its type's code, at after the id's time, then
+-- "|lane|exclude|body". Another id, or an event stored by an earlier version, has a key of its
+-- own (eventKey); the version before kept the minute hash's fields as text (the id, the record
+-- as a string), and the hash of an even earlier version (legacyEventKey) is read until it expires.
+
+-- eventTime is the minute and the ms a UUIDv7 event id ("evt_" and 32 hex digits) names; nil
+-- for another id.
+local function eventTime(evid)
+  if not hexId(evid) or string.sub(evid, 17, 17) ~= '7' then return nil end
   local ms = tonumber(string.sub(evid, 5, 16), 16)
-  if not ms then return nil end
-  return minuteOf(ms)
+  return minuteOf(ms), ms
 end
+
+local function eventField(evid) return bytesOf(string.sub(evid, 5)) end
 
 local function storeEvent(tag, evid, etype, now, body, lane, exclude, retsec)
   local v = etype .. '|' .. now .. '|' .. lane .. '|' .. exclude .. '|' .. body
-  local h = eventMinute(evid)
+  local h, ms = eventTime(evid)
   if not h then
     redis.call('SET', eventKey(tag, evid), v, 'EX', retsec)
     return
   end
+  local code = TYPE_CODE[etype]
+  if code then
+    v = '\3' .. code .. string.format('%d', now - ms) .. '|' .. lane .. '|' .. exclude .. '|' .. body
+  end
   local k = eventMinuteKey(tag, h)
-  redis.call('HSET', k, evid, v)
+  redis.call('HSET', k, eventField(evid), v)
   expireMinute(k, h, now, retsec)
 end
 
-local function parseEvent(v)
+-- parseEvent reads a record of either form as {type, at, lane, exclude, body}; ms is the time its
+-- id names.
+local function parseEvent(v, ms)
+  if string.byte(v, 1) == 3 then
+    local _, e, delta, lane, exclude = string.find(v, '^(%-?%d+)|([^|]*)|([^|]*)|', 3)
+    return {CODE_TYPE[string.sub(v, 2, 2)], string.format('%d', ms + tonumber(delta)), lane, exclude, string.sub(v, e + 1)}
+  end
   local _, e, typ, at, lane, exclude = string.find(v, '^([^|]*)|([^|]*)|([^|]*)|([^|]*)|')
   return {typ, at, lane, exclude, string.sub(v, e + 1)}
 end
 
 -- readEvents reads events' records, each as {type, at, lane, exclude, body}: one HMGET a minute
--- hash, then one MGET of their own keys for those it did not find; nil for one gone.
+-- hash (each id's field in both forms), then one MGET of their own keys for those it did not
+-- find; nil for one gone.
 local function readEvents(tag, evids)
   local out, byMinute, missed = {}, {}, {}
   for i, evid in ipairs(evids) do
-    local h = eventMinute(evid)
+    local h = eventTime(evid)
     if h then
       byMinute[h] = byMinute[h] or {}
       table.insert(byMinute[h], i)
@@ -242,11 +275,15 @@ local function readEvents(tag, evids)
     end
   end
   for h, at in pairs(byMinute) do
-    local ids = {}
-    for j, i in ipairs(at) do ids[j] = evids[i] end
-    local vs = redis.call('HMGET', eventMinuteKey(tag, h), unpack(ids))
+    local fields = {}
+    for _, i in ipairs(at) do
+      table.insert(fields, eventField(evids[i]))
+      table.insert(fields, evids[i])
+    end
+    local vs = redis.call('HMGET', eventMinuteKey(tag, h), unpack(fields))
     for j, i in ipairs(at) do
-      if vs[j] then out[i] = parseEvent(vs[j]) else table.insert(missed, i) end
+      local v = vs[2 * j - 1] or vs[2 * j]
+      if v then out[i] = parseEvent(v, select(2, eventTime(evids[i]))) else table.insert(missed, i) end
     end
   end
   if #missed == 0 then return out end
@@ -266,8 +303,8 @@ end
 
 -- deleteEvent deletes an event's record, in whichever form it is.
 local function deleteEvent(tag, evid)
-  local h = eventMinute(evid)
-  if h then redis.call('HDEL', eventMinuteKey(tag, h), evid) end
+  local h = eventTime(evid)
+  if h then redis.call('HDEL', eventMinuteKey(tag, h), eventField(evid), evid) end
   redis.call('DEL', eventKey(tag, evid), legacyEventKey(tag, evid))
 end
 
@@ -279,10 +316,6 @@ local function readEvent(tag, evid) return readEvents(tag, {evid})[1] end
 -- attemptCount and runAttempts 1, generation 0, no next attempt. kept.go says how the field
 -- and value are encoded (keptField, keptValue) and reads them.
 
--- bytesOf is the bytes a string of hex digits spells; hexOf the other way.
-local function bytesOf(h) return (string.gsub(h, '%x%x', function(c) return string.char(tonumber(c, 16)) end)) end
-local function hexOf(b) return (string.gsub(b, '.', function(c) return string.format('%02x', string.byte(c)) end)) end
-
 -- keptField is a kept delivery's field: its id's 16 bytes.
 local function keptField(did)
   local h = string.gsub(did, '-', '')
@@ -292,8 +325,8 @@ end
 
 -- keptValue is a kept delivery's value, compact when its event id and type allow.
 local function keptValue(evid, etype, created, at, att)
-  local code = KEPT_CODE[etype]
-  if code and #evid == 36 and string.find(evid, '^evt_[0-9a-f]+$') then
+  local code = TYPE_CODE[etype]
+  if code and hexId(evid) then
     return '\2' .. bytesOf(string.sub(evid, 5)) .. code .. string.format('%d', at - created) .. '|' .. att
   end
   return evid .. '|' .. etype .. '|' .. at .. '|' .. att
@@ -303,7 +336,7 @@ end
 local function keptParts(v, created)
   if string.byte(v, 1) == 2 then
     local _, e, delta = string.find(v, '^(%-?%d+)|', 19)
-    return 'evt_' .. hexOf(string.sub(v, 2, 17)), KEPT_TYPE[string.sub(v, 18, 18)],
+    return 'evt_' .. hexOf(string.sub(v, 2, 17)), CODE_TYPE[string.sub(v, 18, 18)],
       string.format('%d', created + tonumber(delta)), string.sub(v, e + 1)
   end
   local _, e, evid, etype, at = string.find(v, '^([^|]*)|([^|]*)|([^|]*)|')

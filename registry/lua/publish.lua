@@ -14,11 +14,12 @@
 -- then 5 per event: id, type, body, scan lane ('' for none), an endpoint to leave out ('' for none)
 -- Returns {'replay', idempotency record}, {'quota'} or
 -- {'ok', then per event 'inline' or 'fanout' and its subscriber count, then the drains to schedule}.
--- indexScan adds an event to its scan's entry in the day's scan index (TrimIndexes sets the
--- day's expiry).
+-- indexScan adds an event to its scan's entry in the day's scan index (scanindex.go; TrimIndexes
+-- sets the day's expiry).
 local function indexScan(k, lane, evid)
-  if redis.call('HSETNX', k, lane, evid) == 0 then
-    redis.call('HSET', k, lane, redis.call('HGET', k, lane) .. ' ' .. evid)
+  local f, v, sep = scanField(lane, evid)
+  if redis.call('HSETNX', k, f, v) == 0 then
+    redis.call('HSET', k, f, redis.call('HGET', k, f) .. sep .. v)
   end
 end
 

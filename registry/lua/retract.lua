@@ -32,19 +32,28 @@ local function leaveLane(eid, did, entry)
     redis.call('HDEL', lanesKey(tag, eid), lane)
   end
 end
--- unindexScan takes an event out of its scan's entry in a day's scan index.
-local function unindexScan(k, lane, evid)
-  local v = redis.call('HGET', k, lane)
+-- dropFromEntry takes id out of field f of scan index k, whose value is ids of 16 bytes each
+-- (sep '') or ids separated by sep.
+local function dropFromEntry(k, f, id, sep)
+  local v = redis.call('HGET', k, f)
   if not v then return end
-  local rest = {}
-  for id in string.gmatch(v, '%S+') do
-    if id ~= evid then table.insert(rest, id) end
+  local rest, each = {}, '[^' .. sep .. ']+'
+  if sep == '' then each = string.rep('.', 16) end
+  for x in string.gmatch(v, each) do
+    if x ~= id then table.insert(rest, x) end
   end
   if #rest == 0 then
-    redis.call('HDEL', k, lane)
+    redis.call('HDEL', k, f)
   else
-    redis.call('HSET', k, lane, table.concat(rest, ' '))
+    redis.call('HSET', k, f, table.concat(rest, sep))
   end
+end
+
+-- unindexScan takes an event out of its scan's entry in a day's scan index, in either form.
+local function unindexScan(k, lane, evid)
+  local f, v, sep = scanField(lane, evid)
+  dropFromEntry(k, f, v, sep)
+  if sep == '' then dropFromEntry(k, lane, evid, ' ') end
 end
 local function undoDeliveries(evid, subs)
   for _, eid in ipairs(redis.call('SMEMBERS', subs)) do
