@@ -2,9 +2,11 @@ package registry
 
 import (
 	"context"
+	"encoding/hex"
 	"encoding/json"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -42,12 +44,29 @@ func (s *Store) ListEvents(ctx context.Context, tid string, f EventFilter, pg Pa
 	for i, t := range types {
 		keys[i] = eventsKey(tid, t)
 	}
-	ids, total, err := s.pageOf(ctx, keys, f.scores(), pg)
+	members, total, err := s.pageOf(ctx, keys, f.scores(), pg)
 	if err != nil {
 		return nil, 0, err
 	}
+	ids := make([]string, len(members))
+	for i, m := range members {
+		ids[i] = eventIDOf(m)
+	}
 	evs, err := s.eventsByID(ctx, tid, ids)
 	return evs, total, err
+}
+
+// A tenant's events of one type are indexed by creation time (eventsKey). An event id that is
+// "evt_" and 32 lowercase hex digits (every id webhookd makes) is the member's 16 bytes
+// (lua/prelude.lua eventMember), any other the id as text, the form the version before wrote
+// for every event. No text id is 16 bytes without beginning "evt_".
+
+// eventIDOf is the event id of a member of a type's index, in either form.
+func eventIDOf(m string) string {
+	if len(m) == 16 && !strings.HasPrefix(m, "evt_") {
+		return "evt_" + hex.EncodeToString([]byte(m))
+	}
+	return m
 }
 
 // eventsByID reads events with their data; expired ones are left out.

@@ -245,3 +245,45 @@ func TestEventIDOfAFarMinute(t *testing.T) {
 		}
 	})
 }
+
+// An event's member in its type's index is its id's 16 bytes; one the version before indexed
+// by its id as text lists and is recovered alike, newest first, and a retraction takes the
+// member out.
+func TestEventIndexMemberForms(t *testing.T) {
+	eachBackend(t, registry.Config{}, func(t *testing.T, e *env) {
+		ctx := t.Context()
+		tn := e.tenant(t, 0)
+		since := e.clock.Now()
+		before := newEventID()
+		at := e.clock.Now().UnixMilli()
+		e.rdb.HSet(ctx, registry.EventMinuteKeyOf(t, tn.ID, before), before,
+			fmt.Sprintf("scan.completed|%d|||%s", at, eventBody(before, registry.EventScanCompleted)))
+		index := registry.EventsKeyOf(tn.ID, registry.EventScanCompleted)
+		e.rdb.ZAdd(ctx, index, redisZ(strconv.FormatInt(at, 10), before))
+		e.clock.Advance(time.Second)
+		sb, err := e.store.PublishEvents(ctx, tn.ID, e.newBatch(1, ""))
+		if err != nil {
+			t.Fatal(err)
+		}
+		now := sb.Events[0].Event.ID
+		if m := e.rdb.ZRange(ctx, index, -1, -1).Val(); len(m) != 1 || m[0] != registry.EventFieldOf(now) {
+			t.Errorf("the event is indexed as %q, want its id's 16 bytes", m)
+		}
+		for _, f := range []registry.EventFilter{{}, {Type: registry.EventScanCompleted}} {
+			evs, total, err := e.store.ListEvents(ctx, tn.ID, f, registry.Page{Page: 1, Limit: 10})
+			if err != nil || total != 2 || len(evs) != 2 || evs[0].ID != now || evs[1].ID != before {
+				t.Errorf("ListEvents(%+v) = %v (total %d), %v; want both, newest first", f, evs, total, err)
+			}
+		}
+		ep := e.endpoint(t, tn.ID)
+		if r := e.runRecovery(t, tn.ID, ep.ID, e.startRecovery(t, tn.ID, ep.ID, since, registry.RecoverMissing).ID); r.Created != 2 {
+			t.Errorf("a recovery created %d deliveries, want both events'", r.Created)
+		}
+		if ok, err := e.store.RetractEvents(ctx, tn.ID, "", sb); !ok || err != nil {
+			t.Fatalf("RetractEvents = %v, %v", ok, err)
+		}
+		if m := e.rdb.ZRange(ctx, index, 0, -1).Val(); len(m) != 1 || m[0] != before {
+			t.Errorf("after the retraction the index holds %q, want the text member alone", m)
+		}
+	})
+}

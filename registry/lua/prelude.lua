@@ -233,6 +233,17 @@ end
 
 local function eventField(evid) return bytesOf(string.sub(evid, 5)) end
 
+-- eventMember is an event's member in its type's index: its id's 16 bytes for a hexId, else
+-- the id (eventlog.go); eventIdOf reads a member of either form back.
+local function eventMember(evid)
+  if hexId(evid) then return eventField(evid) end
+  return evid
+end
+local function eventIdOf(m)
+  if #m == 16 and string.sub(m, 1, 4) ~= 'evt_' then return 'evt_' .. hexOf(m) end
+  return m
+end
+
 local function storeEvent(tag, evid, etype, now, body, lane, exclude, retsec)
   local v = etype .. '|' .. now .. '|' .. lane .. '|' .. exclude .. '|' .. body
   local h, ms = eventTime(evid)

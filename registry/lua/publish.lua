@@ -48,7 +48,7 @@ for i = 0, count - 1 do
   local subs = subsOf[sk]
   storeEvent(tag, evid, etype, now, ARGV[a + 2], lane, exclude, retsec)
   record[#record + 1] = evid .. '=' .. #subs
-  addLater(tk, now, evid)
+  addLater(tk, now, eventMember(evid))
   if lane ~= '' then indexScan(scanIndexKey(tag, ARGV[11]), lane, evid) end
   if #subs > tonumber(ARGV[9]) then
     redis.call('ZADD', KEYS[3], now, fanoutEntry(evid))

@@ -34,7 +34,7 @@ end
 local evs, cut = {}, nil
 for i = 4, #KEYS do
   local got = redis.call('ZRANGEBYSCORE', KEYS[i], '(' .. r[2], '(' .. r[3], 'WITHSCORES', 'LIMIT', 0, batch)
-  for j = 1, #got, 2 do table.insert(evs, {tonumber(got[j + 1]), got[j]}) end
+  for j = 1, #got, 2 do table.insert(evs, {tonumber(got[j + 1]), eventIdOf(got[j])}) end
   if #got == 2 * batch then
     local last = tonumber(got[#got])
     if not cut or last < cut then cut = last end
@@ -46,7 +46,7 @@ for _, e in ipairs(evs) do
 end
 if cut and #take == 0 then -- one millisecond holds a batch or more: take all of it
   for i = 4, #KEYS do
-    for _, id in ipairs(redis.call('ZRANGEBYSCORE', KEYS[i], cut, cut)) do table.insert(take, {cut, id}) end
+    for _, m in ipairs(redis.call('ZRANGEBYSCORE', KEYS[i], cut, cut)) do table.insert(take, {cut, eventIdOf(m)}) end
   end
 end
 table.sort(take, function(a, b) return a[1] < b[1] end) -- a scan's lane forms in creation order

@@ -79,7 +79,7 @@ for i = 0, count - 1 do
   undoDeliveries(evid, KEYS[5 + 3 * i])
   local ev = readEvent(tag, evid)
   if ev and ev[3] ~= '' then unindexScan(scanIndexKey(tag, ARGV[6]), ev[3], evid) end
-  redis.call('ZREM', KEYS[6 + 3 * i], evid)
+  redis.call('ZREM', KEYS[6 + 3 * i], eventMember(evid), evid)
   deleteEvent(tag, evid)
 end
 for i = 7 + 2 * count, #ARGV do
