@@ -14,8 +14,9 @@ import (
 //
 //	{"id":"<id>","type":"<type>","timestamp":"<RFC 3339, ns>","data":<data>}
 //
-// is kept as elidedMark, the timestamp in Unix ns, "|" and the data: its record's id and type
-// give the rest back, byte for byte (about 90 bytes of Redis memory an event). What is kept of
+// is kept as elidedMark, the timestamp in ns (after the time a UUIDv7 id names, else since the
+// Unix epoch), "|" and the data: its record's id and type give the rest back, byte for byte
+// (about 100 bytes of Redis memory an event). What is kept of
 // the data (or a body of another form, kept whole) is then compressed with zstd
 // (klauspost/compress) when it is at least compressFrom bytes and compressing saves a tenth or
 // more: a scan report's JSON shrinks to a third or less, and the body is most of what a large
@@ -53,7 +54,7 @@ func keptBody(id, typ string, body []byte) []byte {
 	if !ok || !found || !closed || err != nil || timestamp(t.UnixNano()) != string(ts) {
 		return compressed(body)
 	}
-	kept := strconv.AppendInt([]byte{elidedMark}, t.UnixNano(), 10)
+	kept := strconv.AppendInt([]byte{elidedMark}, t.UnixNano()-idNanos(id), 10)
 	return append(append(kept, '|'), compressed(data)...)
 }
 
@@ -66,7 +67,13 @@ func readBody(id, typ string, kept []byte) []byte {
 	if !ok || !found || err != nil {
 		return decompressed(kept)
 	}
-	return slices.Concat(envelopeHead(id, typ), []byte(timestamp(n)), []byte(dataHead), decompressed(data), []byte("}"))
+	return slices.Concat(envelopeHead(id, typ), []byte(timestamp(n+idNanos(id))), []byte(dataHead), decompressed(data), []byte("}"))
+}
+
+// idNanos is the time a UUIDv7 event id names in Unix ns; 0 for another id.
+func idNanos(id string) int64 {
+	ms, _ := eventTime(id)
+	return ms * int64(time.Millisecond)
 }
 
 // timestamp is an envelope's timestamp of Unix time ns, as delivery.EventBody writes it.

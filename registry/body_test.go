@@ -9,12 +9,14 @@ import (
 	"testing"
 )
 
-// A body is kept without the envelope's head its record holds (the id, the type) and, when
-// large, compressed, and read back byte for byte as published; a body that does not begin as
-// the envelope does (another id, a test event's) or does not compress is kept as it is; a
-// kept body that only looks compressed reads as kept.
+// A body is kept without the envelope's parts its record holds (the id, the type) or that are
+// the same for every event, its timestamp in ns after its id's time, and, when large,
+// compressed, and read back byte for byte as published; a body that does not begin as the
+// envelope does (another id, a test event's, a timestamp another writer would write) or does
+// not compress is kept as it is; a kept body that only looks compressed reads as kept.
 func TestKeptBody(t *testing.T) {
-	const id, typ = "evt_0193a1b2c3d47e5f8a9b0c1d2e3f4a5b", "scan.completed"
+	const typ = "scan.completed"
+	id := "evt_019cf6e1fb8f7e5f8a9b0c1d2e3f4a5b" // a UUIDv7 of 2026-03-16
 	envelopeAt := func(ts string, data []byte) []byte {
 		return slices.Concat([]byte(`{"id":"`+id+`","type":"`+typ+`","timestamp":"`+ts+`","data":`), data, []byte("}"))
 	}
@@ -33,9 +35,14 @@ func TestKeptBody(t *testing.T) {
 		{"a timestamp to the second", envelopeAt("2026-12-07T03:10:00Z", small), true, false},
 		{"a timestamp another writer would not write", envelopeAt("2026-12-07T03:10:00.120Z", small), false, false},
 		{"a timestamp with an offset", envelopeAt("2026-12-07T04:10:00.12+01:00", small), false, false},
-		{"an event of another id", bytes.Replace(envelope(report), []byte(id), []byte("evt_other"), 1), false, true},
+		{"another event's body", bytes.Replace(envelope(report), []byte(id), []byte("evt_other"), 1), false, true},
+		{"an id that names no time", bytes.Replace(envelope(small), []byte(id), []byte("evt_other"), 1), true, false},
 		{"a body that does not compress", append([]byte(`{"x":"`), random...), false, false},
 	} {
+		id := id
+		if c.name == "an id that names no time" {
+			id = "evt_other"
+		}
 		kept := keptBody(id, typ, c.body)
 		if got := kept[0] == elidedMark; got != c.elided {
 			t.Errorf("%s: kept without its envelope's head %t, want %t", c.name, got, c.elided)
@@ -52,6 +59,9 @@ func TestKeptBody(t *testing.T) {
 		}
 		if !c.compressed && c.elided && len(kept) >= len(c.body)-len(envelopeHead(id, typ)) {
 			t.Errorf("%s: kept in %d bytes of %d", c.name, len(kept), len(c.body))
+		}
+		if ts, _, _ := bytes.Cut(kept[1:], []byte("|")); c.elided && id != "evt_other" && len(ts) > 17 {
+			t.Errorf("%s: timestamp kept as %s ns, want the ns after the id's time", c.name, ts)
 		}
 		if got := readBody(id, typ, kept); !bytes.Equal(got, c.body) {
 			t.Errorf("%s: read back %q, not %q as published", c.name, got, c.body)

@@ -18,8 +18,9 @@ import (
 //
 // The field is the delivery id's 16 bytes (keptField); the value is keptMark, the event id's 16
 // bytes, its type's code (typeCodes), the attempt's end in ms after the delivery's creation,
-// "|" and the first attempt as attempt.go encodes it. An event id that is not "evt_" and 32
-// lowercase hex digits, or a type without a code, is kept as text instead:
+// "|" and the first attempt as attempt.go encodes it but for its start (keptAttempt). An event
+// id that is not "evt_" and 32 lowercase hex digits, or a type without a code, is kept as text
+// instead:
 // "eventId|eventType|updatedAt|first attempt", the form the version before wrote (its field
 // the delivery id as text, read as well). Kept so, a delivered event's delivery takes about 130
 // bytes of Redis memory, against about 550 for a record with a key, fields and an expiry.
@@ -97,13 +98,14 @@ func keptFields(eid string, created int64, v string) map[string]string {
 }
 
 // keptParts reads a kept value of either form: the event id and type, the attempt's end (ms)
-// and the attempt.
+// and the attempt as attempt.go encodes it.
 func keptParts(created int64, v string) (evid, typ, updated, first string, ok bool) {
 	if len(v) > 18 && v[0] == keptMark {
 		typ, known := typeOfCode(v[17])
-		delta, first, found := strings.Cut(v[18:], "|")
+		delta, att, found := strings.Cut(v[18:], "|")
 		d, err := strconv.ParseInt(delta, 10, 64)
-		if !known || !found || err != nil {
+		first, started := keptAttempt(created, att)
+		if !known || !found || err != nil || !started {
 			return "", "", "", "", false
 		}
 		return "evt_" + hex.EncodeToString([]byte(v[1:17])), typ, strconv.FormatInt(created+d, 10), first, true
@@ -113,4 +115,19 @@ func keptParts(created int64, v string) (evid, typ, updated, first string, ok bo
 		return "", "", "", "", false
 	}
 	return p[0], p[1], p[2], p[3], true
+}
+
+// keptAttempt is a compact value's attempt as attempt.go encodes it: its start is kept as ms
+// after the delivery's creation, ':' and the last 6 digits of its ns.
+func keptAttempt(created int64, att string) (string, bool) {
+	f := strings.SplitN(att, " ", 3)
+	if len(f) != 3 {
+		return "", false
+	}
+	ms, sub, found := strings.Cut(f[1], ":")
+	d, err := strconv.ParseInt(ms, 10, 64)
+	if !found || err != nil || len(sub) != 6 {
+		return "", false
+	}
+	return f[0] + " " + strconv.FormatInt(created+d, 10) + sub + " " + f[2], true
 }

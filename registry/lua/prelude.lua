@@ -334,11 +334,15 @@ local function keptField(did)
   return bytesOf(h)
 end
 
--- keptValue is a kept delivery's value, compact when its event id and type allow.
+-- keptValue is a kept delivery's value, compact when its event id, type and attempt allow:
+-- the attempt's start is kept as ms after the delivery's creation, ':' and its last 6 digits of ns.
 local function keptValue(evid, etype, created, at, att)
   local code = TYPE_CODE[etype]
-  if code and hexId(evid) then
-    return '\2' .. bytesOf(string.sub(evid, 5)) .. code .. string.format('%d', at - created) .. '|' .. att
+  local n, ns, rest = string.match(att, '^(%d+) (%d+) (.*)$')
+  if code and hexId(evid) and ns and #ns == 19 then
+    local started = string.format('%d', tonumber(string.sub(ns, 1, 13)) - created) .. ':' .. string.sub(ns, 14)
+    return '\2' .. bytesOf(string.sub(evid, 5)) .. code .. string.format('%d', at - created) .. '|' ..
+      n .. ' ' .. started .. ' ' .. rest
   end
   return evid .. '|' .. etype .. '|' .. at .. '|' .. att
 end
@@ -346,9 +350,10 @@ end
 -- keptParts reads a kept value of either form: event id, type, the attempt's end, the attempt.
 local function keptParts(v, created)
   if string.byte(v, 1) == 2 then
-    local _, e, delta = string.find(v, '^(%-?%d+)|', 19)
+    local _, _, delta, n, ms, sub, rest = string.find(v, '^(%-?%d+)|(%d+) (%-?%d+):(%d+) (.*)$', 19)
     return 'evt_' .. hexOf(string.sub(v, 2, 17)), CODE_TYPE[string.sub(v, 18, 18)],
-      string.format('%d', created + tonumber(delta)), string.sub(v, e + 1)
+      string.format('%d', created + tonumber(delta)),
+      n .. ' ' .. string.format('%d', created + tonumber(ms)) .. sub .. ' ' .. rest
   end
   local _, e, evid, etype, at = string.find(v, '^([^|]*)|([^|]*)|([^|]*)|')
   return evid, etype, at, string.sub(v, e + 1)
