@@ -18,13 +18,16 @@
 //	rate:wh:{t:T}:ep:E:rate      its rateLimitPerSecond (redis_rate's GCRA)
 //	wh:{t:T}:ep:E:stats:MINUTE     its attempts of one hour: counts and a duration histogram (hash, 7 days)
 //	wh:{t:T}:sub:TYPE            endpoints subscribed to TYPE (set)
-//	wh:{t:T}:evm:MIN             events whose ids (UUIDv7) name that minute (Unix minutes): id ->
-//	                             type|at|lane|exclude|body (hash, retention after the minute)
-//	wh:{t:T}:ev:V                event (string) whose id is no UUIDv7, or stored by the version
-//	                             before: type|at|lane|exclude|body (the id is the key's)
+//	wh:{t:T}:evm:MIN             events whose ids (UUIDv7) name that minute (Unix minutes): the id's
+//	                             16 bytes -> compact record (eventrecord.go; hash, retention after
+//	                             the minute)
+//	wh:{t:T}:ev:V                event (string) whose id is no UUIDv7, or stored by an earlier
+//	                             version: type|at|lane|exclude|body (the id is the key's)
 //	wh:{t:T}:evt:V               event as earlier versions stored it (hash), read until it expires
-//	wh:{t:T}:evts:TYPE           the tenant's events of TYPE by creation (zset): the event log, recoveries
-//	wh:{t:T}:scans:DAY           the day's events by scan (hash: lane -> event ids), scanId lookups
+//	wh:{t:T}:evts:TYPE           the tenant's events of TYPE by creation (zset; a member is the id's 16
+//	                             bytes, or the id as text; eventlog.go): the event log, recoveries
+//	wh:{t:T}:scans:DAY           the day's events by scan (hash: the lane's 10 bytes -> the ids' 16
+//	                             bytes each, or lane -> ids as text; scanindex.go), scanId lookups
 //	wh:{t:T}:scan:LANE           one scan's events (zset), written before the day index; read until it expires
 //	wh:{t:T}:idem:KEY            idempotency record: head, request hash, evt_a=n,... (string, 24 h)
 //	wh:{t:T}:usage:YYYY-MM       events published this month (counter)
@@ -35,8 +38,8 @@
 //	                             which it keeps (attempt.go)
 //	wh:{t:T}:dlv:D:att           its attempts after the first (list, newest 100)
 //	wh:{t:T}:ok:MIN              deliveries created that minute (Unix minutes) that succeeded at their
-//	                             first attempt, without a record: delivery id -> "eventId|
-//	                             eventType|updatedAt|first attempt" (hash, retention after the
+//	                             first attempt, without a record: the delivery id's 16 bytes ->
+//	                             event, type, end and first attempt (hash, retention after the
 //	                             minute; kept.go); a manual retry gives one its record back
 //	wh:{t:T}:ep:E:dlv:STATUS     the endpoint's deliveries of one status by creation (zset); each
 //	                             delivery is in one, so listing them all merges them; :pending

@@ -2,7 +2,6 @@ package registry
 
 import (
 	"context"
-	"encoding/hex"
 	"encoding/json"
 	"slices"
 	"strconv"
@@ -64,7 +63,7 @@ func (s *Store) ListEvents(ctx context.Context, tid string, f EventFilter, pg Pa
 // eventIDOf is the event id of a member of a type's index, in either form.
 func eventIDOf(m string) string {
 	if len(m) == 16 && !strings.HasPrefix(m, "evt_") {
-		return "evt_" + hex.EncodeToString([]byte(m))
+		return idOfBytes(m)
 	}
 	return m
 }

@@ -27,13 +27,22 @@ import (
 // compactMark starts an event's compact record.
 const compactMark = 0x03
 
-// eventTime is the time (Unix ms) a UUIDv7 event id, "evt_" and 32 lowercase hex digits, names;
-// false for another id.
-func eventTime(evid string) (int64, bool) {
-	if len(evid) != 36 || !strings.HasPrefix(evid, "evt_") || evid[16] != '7' || strings.ToLower(evid) != evid {
-		return 0, false
+// idBytes is the 16 bytes of a hex event id, "evt_" and 32 lowercase hex digits (every id
+// webhookd makes), as compact records keep it (lua/prelude.lua hexId, eventField); false for
+// another id. idOfBytes is the other way.
+func idBytes(evid string) (string, bool) {
+	if len(evid) != 36 || !strings.HasPrefix(evid, "evt_") || strings.ToLower(evid) != evid {
+		return "", false
 	}
-	if _, err := hex.DecodeString(evid[4:]); err != nil {
+	b, err := hex.DecodeString(evid[4:])
+	return string(b), err == nil
+}
+
+func idOfBytes(b string) string { return "evt_" + hex.EncodeToString([]byte(b)) }
+
+// eventTime is the time (Unix ms) a UUIDv7 hex event id names; false for another id.
+func eventTime(evid string) (int64, bool) {
+	if _, hexID := idBytes(evid); !hexID || evid[16] != '7' {
 		return 0, false
 	}
 	ms, err := strconv.ParseInt(evid[4:16], 16, 64)
@@ -48,8 +57,8 @@ func eventMinute(evid string) (int64, bool) {
 
 // eventField is a UUIDv7 event's field in its minute's hash: its id's 16 bytes.
 func eventField(evid string) string {
-	b, _ := hex.DecodeString(evid[4:])
-	return string(b)
+	b, _ := idBytes(evid)
+	return b
 }
 
 // parseEvent reads an event's string record of either form; nil when it is not one.

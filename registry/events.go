@@ -95,12 +95,17 @@ func (s *Store) PublishEvents(ctx context.Context, tid string, b NewBatch) (*Sto
 	}
 	at := b.Events[0].CreatedAt
 	keys := []string{idempotencyKey(tid, b.IdempotencyKey), usageKey(tid, at.UTC().Format("2006-01")), outboxKey(tid)}
-	args := make([]any, 0, 11+5*len(b.Events))
+	args := make([]any, 0, 11+7*len(b.Events))
 	args = append(args, tenantTag(tid), namespace, s.retentionSec(), int64(s.idemTTL/time.Second), b.Quota,
 		int64(40*24*time.Hour/time.Second), idemHead(b), b.Internal, s.inline, ms(at), unixDay(at))
 	for _, n := range b.Events {
 		keys = append(keys, eventKey(tid, n.ID), subscribersKey(tid, n.Type), eventsKey(tid, n.Type))
-		args = append(args, n.ID, n.Type, keptBody(n.ID, n.Type, n.Body), LaneOf(n.ScanID), n.Exclude)
+		lane, laneBytes := LaneOf(n.ScanID), ""
+		if lane != "" {
+			laneBytes = laneField(lane)
+		}
+		idB, _ := idBytes(n.ID)
+		args = append(args, n.ID, n.Type, keptBody(n.ID, n.Type, n.Body), lane, n.Exclude, idB, laneBytes)
 	}
 	res, err := publishScript.Run(ctx, s.rdb, keys, args...).StringSlice()
 	if err != nil {

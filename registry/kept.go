@@ -2,8 +2,8 @@ package registry
 
 import (
 	"context"
-	"encoding/hex"
 	"errors"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -12,8 +12,9 @@ import (
 )
 
 // A delivery that succeeded at its first attempt has no record of its own: finish.lua keeps it
-// as one field of its creation minute's hash (keptKey), and the endpoint's succeeded index gives
-// its creation time (lua/prelude.lua, keepSuccess). Everything else a record holds is known for
+// as one field of its creation minute's hash (keptKey), with the field and value Finish encodes
+// (keptField, keptValue), and the endpoint's succeeded index gives its creation time
+// (lua/prelude.lua, keepSuccess). Everything else a record holds is known for
 // it. A manual retry gives it a record again (unkeep) before changing it.
 //
 // The field is the delivery id's 16 bytes (keptField); the value is keptMark, the event id's 16
@@ -36,6 +37,21 @@ func keptField(did string) string {
 		return did
 	}
 	return string(u[:])
+}
+
+// keptValue is the value that keeps a delivery of event evid of type typ, created at created
+// (ms), whose first attempt att (as attempt.go encodes it) ended at end (ms): compact when the
+// event id, the type and the attempt allow, else as text.
+func keptValue(evid, typ string, created, end int64, att string) string {
+	f := strings.SplitN(att, " ", 3)
+	code := slices.Index(typeCodes, typ)
+	b, hexID := idBytes(evid)
+	if !hexID || code < 0 || len(f) != 3 || len(f[1]) != 19 {
+		return evid + "|" + typ + "|" + strconv.FormatInt(end, 10) + "|" + att
+	}
+	startMs, _ := strconv.ParseInt(f[1][:13], 10, 64)
+	return string(rune(keptMark)) + b + string(rune('a'+code)) + strconv.FormatInt(end-created, 10) + "|" +
+		f[0] + " " + strconv.FormatInt(startMs-created, 10) + ":" + f[1][13:] + " " + f[2]
 }
 
 // keptRef names a delivery to look for among the kept ones: its endpoint and id.
@@ -108,7 +124,7 @@ func keptParts(created int64, v string) (evid, typ, updated, first string, ok bo
 		if !known || !found || err != nil || !started {
 			return "", "", "", "", false
 		}
-		return "evt_" + hex.EncodeToString([]byte(v[1:17])), typ, strconv.FormatInt(created+d, 10), first, true
+		return idOfBytes(v[1:17]), typ, strconv.FormatInt(created+d, 10), first, true
 	}
 	p := strings.SplitN(v, "|", 4)
 	if len(p) != 4 {

@@ -156,7 +156,7 @@ func (s *Store) Take(ctx context.Context, r TakeRequest) ([]QueueItem, *Endpoint
 	case "ended":
 		return nil, nil, ErrDrainEnded
 	}
-	return takenItems(res[2:]), takenEndpoint(tid, res[1]), nil
+	return takenItems(tid, res[2:]), takenEndpoint(tid, res[1]), nil
 }
 
 func takenEndpoint(tid string, v any) *Endpoint {
@@ -173,14 +173,16 @@ func takenEndpoint(tid string, v any) *Endpoint {
 	return endpointFromFields(tid, m)
 }
 
-func takenItems(res []any) []QueueItem {
+func takenItems(tid string, res []any) []QueueItem {
 	items := make([]QueueItem, 0, len(res)/3)
 	for i := 0; i+2 < len(res); i += 3 {
 		did, _ := res[i].(string)
 		entry, _ := res[i+1].(string)
-		body, _ := res[i+2].(string)
+		record, _ := res[i+2].(string)
 		if it, ok := parseQueueItem(did, entry); ok {
-			it.Body = readBody(it.EventID, it.EventType, []byte(body))
+			if ev := parseEvent(tid, it.EventID, record); ev != nil {
+				it.Body = ev.Body
+			}
 			items = append(items, it)
 		}
 	}
@@ -277,17 +279,22 @@ var finishScript = script("health", "finish")
 func (s *Store) Finish(ctx context.Context, r FinishRequest) (Finished, error) {
 	tid, eid := r.TenantID, r.EndpointID
 	retSec := s.retentionSec()
-	args := make([]any, 0, 8+10*len(r.Outcomes))
+	args := make([]any, 0, 8+12*len(r.Outcomes))
 	args = append(args, tenantTag(tid), eid, ms(s.now()), r.Streak.Threshold, r.Streak.MinWindow.Milliseconds(), retSec,
 		max(r.MaxConcurrency, 1), int64(statsTTL/time.Second))
 	for _, o := range r.Outcomes {
 		att, end := attemptArgs(o.Attempt, s.now())
 		var dur int64
+		keptF, keptV := "", ""
 		if o.Attempt != nil {
 			dur = o.Attempt.DurationMs
 		}
+		if o.Attempt != nil && o.Status == DeliverySucceeded {
+			keptF = keptField(o.Item.DeliveryID)
+			keptV = keptValue(o.Item.EventID, o.Item.EventType, ms(o.Item.CreatedAt), ms(end), att)
+		}
 		args = append(args, o.Item.DeliveryID, o.Item.Entry, string(o.Outcome), o.Status, o.Disable, att, ms(end),
-			ms(o.NextAttemptAt), o.Backoff, dur)
+			ms(o.NextAttemptAt), o.Backoff, dur, keptF, keptV)
 	}
 	res, err := finishScript.Run(ctx, s.rdb, []string{endpointKey(tid, eid), endpointQueueKey(tid, eid),
 		endpointStatusKey(tid, eid, DeliveryPending), outboxKey(tid)}, args...).StringSlice()

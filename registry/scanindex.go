@@ -119,7 +119,7 @@ func laneField(lane string) string {
 func compactIDs(v string) []string {
 	ids := make([]string, 0, len(v)/16)
 	for i := 0; i+16 <= len(v); i += 16 {
-		ids = append(ids, "evt_"+hex.EncodeToString([]byte(v[i:i+16])))
+		ids = append(ids, idOfBytes(v[i:i+16]))
 	}
 	return ids
 }

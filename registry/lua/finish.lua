@@ -15,10 +15,11 @@
 -- ARGV[1] tag   ARGV[2] endpoint id   ARGV[3] now (ms)   ARGV[4] disable threshold
 -- ARGV[5] disable window (ms)   ARGV[6] retention (s)   ARGV[7] most attempts in flight
 -- ARGV[8] how long hourly stats are kept (s)
--- then 10 per attempt: delivery id, queue entry as taken, outcome (success, failure, gone,
+-- then 12 per attempt: delivery id, queue entry as taken, outcome (success, failure, gone,
 -- throttled, expired), status decided (succeeded, retrying, failed), reason to disable the
 -- endpoint at once or '', attempt JSON ('' when nothing was sent), attempt end (ms),
--- next attempt (ms), '1' for a 429 or 503 answer, duration (ms).
+-- next attempt (ms), '1' for a 429 or 503 answer, duration (ms), and the field and value that
+-- keep the delivery if its first attempt succeeded (kept.go; '' otherwise).
 -- Returns {disabled reason or '', id of the delivery whose attempt disabled it or '',
 -- effective concurrency, number of operational events recorded, their ids..., status...}; a
 -- status is the one decided, 'held' (the endpoint is disabled) or 'stale'.
@@ -57,19 +58,22 @@ local function promote(tag, eid, did, lane)
   end
 end
 
+-- PER is the arguments per attempt, from ARGV[9].
+local PER = 12
+
 -- unqueue takes the batch's deliveries that are still queued as the drain took them off the
 -- queue, in one step; it returns them as a set. One held or queued again meanwhile has another
 -- entry, or none.
 local function unqueue()
   local dids, n = {}, 0
-  for i = 9, #ARGV, 10 do
+  for i = 9, #ARGV, PER do
     n = n + 1
     dids[n] = ARGV[i]
   end
   if n == 0 then return {} end
   local cur, current, live = redis.call('HMGET', KEYS[2], unpack(dids)), {}, {}
   for j, did in ipairs(dids) do
-    if cur[j] == ARGV[10 * j] then
+    if cur[j] == ARGV[9 + PER * (j - 1) + 1] then
       current[did] = true
       table.insert(live, did)
     end
@@ -82,9 +86,9 @@ local function unqueue()
 end
 
 -- record writes a queued delivery's new state, dated by the attempt's end; it returns the
--- status it got.
+-- status it got. kept is the field and value that keep it if its first attempt succeeded.
 -- A probation failure (keep) costs the delivery nothing: its run's attempts stay as they were.
-local function record(tag, eid, did, entry, s, status, att, nextAt, at, retsec, keep)
+local function record(tag, eid, did, entry, s, status, att, nextAt, at, retsec, keep, kept)
   local evid, etype, created, gen, rec, run, lane = parseEntry(entry)
   if att ~= '' and not keep then run = run + 1 end
   if status ~= 'succeeded' and s.status ~= 'active' then status, gen = 'held', gen + 1 end
@@ -94,8 +98,8 @@ local function record(tag, eid, did, entry, s, status, att, nextAt, at, retsec, 
     if att ~= '' then logAttempt(tag, did, att, retsec) end
     redis.call('HSET', k, 'runAttempts', run, 'status', status, 'nextAttemptAt', nextAt, 'updatedAt', at,
       'generation', gen)
-  elseif status == 'succeeded' and att ~= '' and run == 1 and gen == 0 then
-    keepSuccess(tag, did, created, evid, etype, at, att, retsec)
+  elseif status == 'succeeded' and att ~= '' and run == 1 and gen == 0 and kept[1] ~= '' then
+    keepSuccess(tag, created, kept[1], kept[2], at, retsec)
   else
     local n = 0
     if att ~= '' then n = 1 end
@@ -119,7 +123,7 @@ local h = loadHealth(KEYS[1], ARGV[4], ARGV[5], ARGV[7])
 local out, stats, ops = {}, {}, {}
 local function note(opid) if opid then table.insert(ops, opid) end end
 local current = unqueue()
-for i = 9, #ARGV, 10 do
+for i = 9, #ARGV, PER do
   local did, entry, outcome, status, reason, att, at, nextAt, backoff, dur = ARGV[i], ARGV[i + 1], ARGV[i + 2],
     ARGV[i + 3], ARGV[i + 4], ARGV[i + 5], ARGV[i + 6], ARGV[i + 7], ARGV[i + 8] == '1', ARGV[i + 9]
   local keep = countStreak(h, did, outcome, reason, at)
@@ -127,7 +131,8 @@ for i = 9, #ARGV, 10 do
   if att ~= '' and h.status then tally(stats, at, outcome == 'success', dur) end
   if current[did] then
     local evid, etype, gen
-    status, evid, etype, gen = record(tag, eid, did, entry, h, status, att, nextAt, at, retsec, keep)
+    status, evid, etype, gen = record(tag, eid, did, entry, h, status, att, nextAt, at, retsec, keep,
+      {ARGV[i + 10], ARGV[i + 11]})
     if status == 'failed' and not OPERATIONAL[etype] then
       note(emit(tag, 'delivery.exhausted', eid, now, retsec, did .. gen, {'deliveryId', did, 'eventId', evid,
         'reason', outcome == 'expired' and 'event_expired' or 'attempts_exhausted', 'consecutiveFailures', h.fails}))

@@ -198,20 +198,67 @@ local function disable(ek, reason, now)
   redis.call('HSET', ek, 'status', 'disabled', 'disabledReason', reason, 'disabledAt', now, 'updatedAt', now)
 end
 
--- bytesOf is the bytes a string of hex digits spells; hexOf the other way.
-local function bytesOf(h) return (string.gsub(h, '%x%x', function(c) return string.char(tonumber(c, 16)) end)) end
-local function hexOf(b) return (string.gsub(b, '.', function(c) return string.format('%02x', string.byte(c)) end)) end
+-- bytesOf is the bytes a string of hex digits spells, read 8 digits at a time (a gsub calling a
+-- function a byte took three times as long); hexOf the other way, for 16 bytes.
+local function bytesOf(h)
+  local b, k = {}, 0
+  for i = 1, #h, 8 do
+    local c = string.sub(h, i, i + 7)
+    local n, m = tonumber(c, 16), #c / 2
+    for j = m, 1, -1 do
+      b[k + j] = n % 256
+      n = (n - n % 256) / 256
+    end
+    k = k + m
+  end
+  return string.char(unpack(b))
+end
+local HEX16 = string.rep('%02x', 16)
+local function hexOf(b) return string.format(HEX16, string.byte(b, 1, 16)) end
 
 -- hexId tells an event id that compact records keep as 16 bytes: "evt_" and 32 lowercase hex
--- digits (every id webhookd makes).
-local function hexId(evid) return #evid == 36 and string.find(evid, '^evt_[0-9a-f]+$') ~= nil end
+-- digits (every id webhookd makes); once a script.
+local hexIds = {}
+local function hexId(evid)
+  local h = hexIds[evid]
+  if h == nil then
+    h = #evid == 36 and string.find(evid, '^evt_[0-9a-f]+$') ~= nil
+    hexIds[evid] = h
+  end
+  return h
+end
+
+-- eventField is a hex event id's 16 bytes, once a script.
+local idBytes = {}
+local function eventField(evid)
+  local b = idBytes[evid]
+  if not b then
+    b = bytesOf(string.sub(evid, 5))
+    idBytes[evid] = b
+  end
+  return b
+end
 
 -- scanField is an event's field and value in its scan's entry of a day's scan index, and the
 -- separator between values (scanindex.go): the lane's 10 bytes and the id's 16 (none) for a
 -- hexId, else the lane and the id as text (a space).
+local laneBytes = {}
 local function scanField(lane, evid)
-  if hexId(evid) and #lane == 20 and string.find(lane, '^%x+$') then return bytesOf(lane), bytesOf(string.sub(evid, 5)), '' end
-  return lane, evid, ' '
+  if not hexId(evid) or #lane ~= 20 or not string.find(lane, '^%x+$') then return lane, evid, ' ' end
+  local b = laneBytes[lane]
+  if not b then
+    b = bytesOf(lane)
+    laneBytes[lane] = b
+  end
+  return b, eventField(evid), ''
+end
+
+-- knowBytes takes the bytes of an event id ('' when it is no hexId) and of a lane from Go, which
+-- encodes them faster than a script.
+local function knowBytes(evid, b, lane, lb)
+  hexIds[evid] = b ~= ''
+  if b ~= '' then idBytes[evid] = b end
+  if lane ~= '' then laneBytes[lane] = lb end
 end
 
 -- An event's record is one string (eventrecord.go): "type|at|lane|exclude|body", at its
@@ -230,8 +277,6 @@ local function eventTime(evid)
   local ms = tonumber(string.sub(evid, 5, 16), 16)
   return minuteOf(ms), ms
 end
-
-local function eventField(evid) return bytesOf(string.sub(evid, 5)) end
 
 -- eventMember is an event's member in its type's index: its id's 16 bytes for a hexId, else
 -- the id (eventlog.go); eventIdOf reads a member of either form back.
@@ -271,10 +316,10 @@ local function parseEvent(v, ms)
   return {typ, at, lane, exclude, string.sub(v, e + 1)}
 end
 
--- readEvents reads events' records, each as {type, at, lane, exclude, body}: one HMGET a minute
--- hash (each id's field in both forms), then one MGET of their own keys for those it did not
--- find; nil for one gone.
-local function readEvents(tag, evids)
+-- readRecords reads events' records as stored, in either form (the hash of the earliest
+-- versions as a string record): one HMGET a minute hash (each id's field in both forms), then
+-- one MGET of their own keys for those it did not find; nil for one gone.
+local function readRecords(tag, evids)
   local out, byMinute, missed = {}, {}, {}
   for i, evid in ipairs(evids) do
     local h = eventTime(evid)
@@ -293,8 +338,8 @@ local function readEvents(tag, evids)
     end
     local vs = redis.call('HMGET', eventMinuteKey(tag, h), unpack(fields))
     for j, i in ipairs(at) do
-      local v = vs[2 * j - 1] or vs[2 * j]
-      if v then out[i] = parseEvent(v, select(2, eventTime(evids[i]))) else table.insert(missed, i) end
+      out[i] = vs[2 * j - 1] or vs[2 * j]
+      if not out[i] then table.insert(missed, i) end
     end
   end
   if #missed == 0 then return out end
@@ -302,13 +347,19 @@ local function readEvents(tag, evids)
   for j, i in ipairs(missed) do keys[j] = eventKey(tag, evids[i]) end
   local vs = redis.call('MGET', unpack(keys))
   for j, i in ipairs(missed) do
-    if vs[j] then
-      out[i] = parseEvent(vs[j])
-    else
+    out[i] = vs[j] or nil
+    if not out[i] then
       local h = redis.call('HMGET', legacyEventKey(tag, evids[i]), 'type', 'at', 'lane', 'exclude', 'body', 'createdAt')
-      if h[1] then out[i] = {h[1], h[2] or h[6], h[3] or '', h[4] or '', h[5] or ''} end
+      if h[1] then out[i] = h[1] .. '|' .. (h[2] or h[6] or '') .. '|' .. (h[3] or '') .. '|' .. (h[4] or '') .. '|' .. (h[5] or '') end
     end
   end
+  return out
+end
+
+-- readEvents reads events' records, each as {type, at, lane, exclude, body}; nil for one gone.
+local function readEvents(tag, evids)
+  local out = {}
+  for i, v in pairs(readRecords(tag, evids)) do out[i] = parseEvent(v, select(2, eventTime(evids[i]))) end
   return out
 end
 
@@ -325,26 +376,13 @@ local function readEvent(tag, evid) return readEvents(tag, {evid})[1] end
 -- field of its creation minute's hash (keptKey), and its entry in the endpoint's succeeded index
 -- gives its creation time. The rest of its record is known: webhookId, status succeeded,
 -- attemptCount and runAttempts 1, generation 0, no next attempt. kept.go says how the field
--- and value are encoded (keptField, keptValue) and reads them.
+-- and value are encoded (keptField, keptValue; Finish passes them) and reads them.
 
 -- keptField is a kept delivery's field: its id's 16 bytes.
 local function keptField(did)
   local h = string.gsub(did, '-', '')
   if #h ~= 32 then return did end
   return bytesOf(h)
-end
-
--- keptValue is a kept delivery's value, compact when its event id, type and attempt allow:
--- the attempt's start is kept as ms after the delivery's creation, ':' and its last 6 digits of ns.
-local function keptValue(evid, etype, created, at, att)
-  local code = TYPE_CODE[etype]
-  local n, ns, rest = string.match(att, '^(%d+) (%d+) (.*)$')
-  if code and hexId(evid) and ns and #ns == 19 then
-    local started = string.format('%d', tonumber(string.sub(ns, 1, 13)) - created) .. ':' .. string.sub(ns, 14)
-    return '\2' .. bytesOf(string.sub(evid, 5)) .. code .. string.format('%d', at - created) .. '|' ..
-      n .. ' ' .. started .. ' ' .. rest
-  end
-  return evid .. '|' .. etype .. '|' .. at .. '|' .. att
 end
 
 -- keptParts reads a kept value of either form: event id, type, the attempt's end, the attempt.
@@ -359,11 +397,12 @@ local function keptParts(v, created)
   return evid, etype, at, string.sub(v, e + 1)
 end
 
--- keepSuccess keeps a delivery whose first attempt, ended at at, succeeded.
-local function keepSuccess(tag, did, created, evid, etype, at, att, retsec)
+-- keepSuccess keeps a delivery whose first attempt, ended at at, succeeded: field and value as
+-- Finish encodes them (kept.go).
+local function keepSuccess(tag, created, field, value, at, retsec)
   local h = minuteOf(created)
   local k = keptKey(tag, h)
-  redis.call('HSET', k, keptField(did), keptValue(evid, etype, created, at, att))
+  redis.call('HSET', k, field, value)
   expireMinute(k, h, at, retsec)
 end
 

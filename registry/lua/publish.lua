@@ -11,7 +11,8 @@
 -- record is that and each event's "id=subscribers", comma-separated
 -- ARGV[8] '1' for events of webhookd's own (no quota)   ARGV[9] inlineMax   ARGV[10] now (ms)
 -- ARGV[11] today (Unix days)
--- then 5 per event: id, type, body, scan lane ('' for none), an endpoint to leave out ('' for none)
+-- then 7 per event: id, type, body, scan lane ('' for none), an endpoint to leave out ('' for none),
+-- the id's 16 bytes ('' when it is no hexId), the lane's 10 bytes
 -- Returns {'replay', idempotency record}, {'quota'} or
 -- {'ok', then per event 'inline' or 'fanout' and its subscriber count, then the drains to schedule}.
 -- indexScan adds an event to its scan's entry in the day's scan index (scanindex.go; TrimIndexes
@@ -42,8 +43,9 @@ NS = ARGV[2]
 local out, drains, subsOf, record = {'ok'}, {}, {}, {}
 for i = 0, count - 1 do
   local sk, tk = KEYS[5 + 3 * i], KEYS[6 + 3 * i]
-  local a = 12 + 5 * i
+  local a = 12 + 7 * i
   local evid, etype, lane, exclude = ARGV[a], ARGV[a + 1], ARGV[a + 3], ARGV[a + 4]
+  knowBytes(evid, ARGV[a + 5], lane, ARGV[a + 6])
   subsOf[sk] = subsOf[sk] or redis.call('SMEMBERS', sk)
   local subs = subsOf[sk]
   storeEvent(tag, evid, etype, now, ARGV[a + 2], lane, exclude, retsec)

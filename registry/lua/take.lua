@@ -7,7 +7,8 @@
 -- ARGV[1] tag   ARGV[2] drain number   ARGV[3] limit   ARGV[4] '1' renews the lease
 -- ARGV[5] '1' ends the drain when nothing is queued   ARGV[6] endpoint id
 -- ARGV[7...] delivery ids to skip
--- Returns {'lost'}, {'ended'} or {'ok', endpoint fields (flat), then id, entry, body per delivery}.
+-- Returns {'lost'}, {'ended'} or {'ok', endpoint fields (flat), then id, entry and its event's
+-- record as stored ('' when gone; Go reads it) per delivery}.
 local tag, n = ARGV[1], ARGV[2]
 local v = redis.call('GET', KEYS[1])
 if v ~= n then
@@ -45,10 +46,10 @@ for i, did in ipairs(take) do
 end
 local out = {'ok', redis.call('HGETALL', KEYS[4])}
 if #evids == 0 then return out end
-local evs = readEvents(tag, evids)
+local evs = readRecords(tag, evids)
 for j, i in ipairs(found) do
   table.insert(out, take[i])
   table.insert(out, entries[i])
-  table.insert(out, evs[j] and evs[j][5] or '')
+  table.insert(out, evs[j] or '')
 end
 return out

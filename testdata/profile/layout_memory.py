@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Redis memory per retained record in the layout webhookd uses, the one before it, and a stream-based one.
+"""Redis memory per retained record in the layout webhookd uses, the ones before it, and a stream-based one.
 
 Starts its own redis-server on a free loopback port, writes 50,000 records of each kind the
 way the stores would (key names, value sizes and encodings of a delivered event with a
@@ -8,7 +8,7 @@ redis-server and redis-cli on PATH.
 
     python3 testdata/profile/layout_memory.py
 """
-import random, socket, subprocess, tempfile, time
+import os, random, socket, subprocess, tempfile, time
 
 N = 50000
 TID = "4f2a5bea-1415-4d8a-97f5-a725aeba3a4e"
@@ -21,6 +21,11 @@ DELIVERY = ["webhookId", "5bf1c755-44e2-4882-8f0f-7bb4443d54cf", "eventId", "evt
             "nextAttemptAt", "", "first", ATTEMPT]
 # The same delivery kept as a field of its minute's hash (registry/kept.go): event, type, end, first attempt.
 KEPT = "evt_" + "0" * 32 + "|scan.completed|1765054701135|" + ATTEMPT
+# Compact forms (registry/eventrecord.go, body.go, kept.go): a 16-byte id as the field or member, a type code,
+# times as offsets, the body without its envelope's fixed parts.
+DATA = '{"x":"' + "a" * 130 + '"}'
+EVENT_COMPACT = b"\x03b0|" + b"0a1b2c3d4e5f60718293" + b"||\x01" + b"5123456|" + DATA.encode()
+KEPT_COMPACT = lambda: b"\x02" + os.urandom(16) + b"b12|1 5:123456 12 200 0 ok"
 # The same delivery as one string: endpoint, event, type, status, counts, times, first attempt.
 DELIVERY_STRING = "5bf1c755-44e2-4882-8f0f-7bb4443d54cf|evt_" + "0" * 32 + \
     "|scan.completed|succeeded|1|1|0|1765054701123|1765054701135||" + ATTEMPT
@@ -56,8 +61,9 @@ def used(cli):
 
 
 def pipe(port, cmds):
-    data = "".join("*%d\r\n" % len(c) + "".join("$%d\r\n%s\r\n" % (len(a.encode()), a) for a in c) for c in cmds)
-    subprocess.run(["redis-cli", "-p", port, "--pipe"], input=data.encode(), stdout=subprocess.DEVNULL, check=True)
+    raw = lambda a: a if isinstance(a, bytes) else a.encode()
+    data = b"".join(b"*%d\r\n" % len(c) + b"".join(b"$%d\r\n%s\r\n" % (len(raw(a)), raw(a)) for a in c) for c in cmds)
+    subprocess.run(["redis-cli", "-p", port, "--pipe"], input=data, stdout=subprocess.DEVNULL, check=True)
 
 
 def rid():
@@ -75,17 +81,27 @@ def delivery_hash(key):
 
 ep = "wh:{t:%s}:ep:5bf1c755-44e2-4882-8f0f-7bb4443d54cf" % TID
 KINDS = [
-    ("before: event record (string, SET EX)",
+    ("earlier: event record (string, SET EX)",
      lambda i: [["SET", "wh:{t:%s}:ev:evt_%s" % (TID, rid()), EVENT, "EX", "2592000"]]),
-    ("now: event log entry (zset :evts:TYPE)",
-     lambda i: [["ZADD", "wh:{t:%s}:evts:scan.completed" % TID, str(1765054701123 + i), "evt_" + rid()]]),
-    ("now: event record, a field of its minute's hash (HSET)",
+    ("before: event record, a text field of its minute's hash",
      lambda i: [["HSET", "wh:{t:%s}:evm:%d" % (TID, 29417578 + i // 10000), "evt_" + rid(), EVENT]]),
-    ("before: delivery record (listpack hash, EXPIRE); now a retried one's", lambda i: delivery_hash("wh:{t:%s}:dlv:%s" % (TID, uuid()))),
+    ("now: event record, a compact field of its minute's hash",
+     lambda i: [["HSET", "wh:{t:%s}:evm:%d" % (TID, 29417578 + i // 10000), os.urandom(16), EVENT_COMPACT]]),
+    ("before: event log entry (zset :evts:TYPE, id as text)",
+     lambda i: [["ZADD", "wh:{t:%s}:evts:scan.completed" % TID, str(1765054701123 + i), "evt_" + rid()]]),
+    ("now: event log entry (zset :evts:TYPE, the id's 16 bytes)",
+     lambda i: [["ZADD", "wh:{t:%s}:evts:scan.completed" % TID, str(1765054701123 + i), os.urandom(16)]]),
+    ("earlier: delivery record (listpack hash, EXPIRE); now a retried one's", lambda i: delivery_hash("wh:{t:%s}:dlv:%s" % (TID, uuid()))),
     ("now: status index entry (zset :dlv:succeeded)",
      lambda i: [["ZADD", ep + ":dlv:succeeded", str(1765054701123 + i), uuid()]]),
-    ("now: a first-attempt success, a field of its minute's hash (HSET)",
+    ("before: a first-attempt success, a text field of its minute's hash",
      lambda i: [["HSET", "wh:{t:%s}:ok:%d" % (TID, 29417578 + i // 10000), uuid(), KEPT]]),
+    ("now: a first-attempt success, a compact field of its minute's hash",
+     lambda i: [["HSET", "wh:{t:%s}:ok:%d" % (TID, 29417578 + i // 10000), os.urandom(16), KEPT_COMPACT()]]),
+    ("before: scan index entry, a scan of one event (text)",
+     lambda i: [["HSET", "wh:{t:%s}:scans:20429" % TID, rid()[:20], "evt_" + rid()]]),
+    ("now: scan index entry, a scan of one event (bytes)",
+     lambda i: [["HSET", "wh:{t:%s}:scans:20429" % TID, os.urandom(10), os.urandom(16)]]),
     ("stream: event record and log entry in one (XADD, 2 fields)",
      lambda i: [["XADD", "wh:{t:%s}:log:scan.completed" % TID, "%d-0" % (1765054701123 + i), "id", rid(), "r", EVENT]]),
     ("stream: delivery record and status in one (XADD, 2 fields)",
