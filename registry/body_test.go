@@ -101,3 +101,29 @@ func scanReport(size int) []byte {
 	sb.WriteString(`"}}`)
 	return []byte(sb.String())
 }
+
+// BenchmarkCompactRecords is what the compact records cost webhookd per delivery of a small
+// event: its body kept at publish (keptBody), its record read at a take (parseEvent), its
+// first-attempt success encoded at a finish (keptField, keptValue).
+func BenchmarkCompactRecords(b *testing.B) {
+	const id, typ = "evt_019cf6e1fb8f7e5f8a9b0c1d2e3f4a5b", "scan.completed"
+	body := []byte(`{"id":"` + id + `","type":"` + typ + `","timestamp":"2026-03-16T13:42:11.087123456Z",` +
+		`"data":{"scanId":"4f2a5bea-1415-4d8a-97f5-a725aeba3a4e","scanType":"zap","target":"https://app.example.test"}}`)
+	rec := "\x03b0|0a1b2c3d4e5f60718293||" + string(keptBody(id, typ, body))
+	b.Run("keep body", func(b *testing.B) {
+		for b.Loop() {
+			keptBody(id, typ, body)
+		}
+	})
+	b.Run("read record", func(b *testing.B) {
+		for b.Loop() {
+			parseEvent("t", id, rec)
+		}
+	})
+	b.Run("keep delivery", func(b *testing.B) {
+		for b.Loop() {
+			keptField("6f1c1a52-3f0b-4f55-9a57-2d5d3c1f7a10")
+			keptValue(id, typ, 1765054701000, 1765054701135, "1 1765054701123456789 12 200 0 ok")
+		}
+	})
+}
