@@ -290,15 +290,17 @@ local function eventIdOf(m)
 end
 
 local function storeEvent(tag, evid, etype, now, body, lane, exclude, retsec)
-  local v = etype .. '|' .. now .. '|' .. lane .. '|' .. exclude .. '|' .. body
   local h, ms = eventTime(evid)
+  local code = TYPE_CODE[etype]
+  local v
+  if h and code then
+    v = '\3' .. code .. string.format('%d', now - ms) .. '|' .. lane .. '|' .. exclude .. '|' .. body
+  else
+    v = etype .. '|' .. now .. '|' .. lane .. '|' .. exclude .. '|' .. body
+  end
   if not h then
     redis.call('SET', eventKey(tag, evid), v, 'EX', retsec)
     return
-  end
-  local code = TYPE_CODE[etype]
-  if code then
-    v = '\3' .. code .. string.format('%d', now - ms) .. '|' .. lane .. '|' .. exclude .. '|' .. body
   end
   local k = eventMinuteKey(tag, h)
   redis.call('HSET', k, eventField(evid), v)
