@@ -170,15 +170,16 @@ func (s *Server) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
 	}
 }
 
-// checkKey runs authenticate's checks and, once the key is known good, its rate limit,
-// which sets the X-RateLimit-* headers.
+// checkKey runs authenticate's checks on the key Authenticate read, which counted the request
+// against the key's rate limit in the same round trip; once the key is known good, the rate
+// decision sets the X-RateLimit-* headers and may refuse it.
 func (s *Server) checkKey(c echo.Context) error {
 	ctx := c.Request().Context()
 	plain := c.Request().Header.Get("X-API-Key")
 	if plain == "" {
 		return registry.E(registry.CodeMissingAPIKey)
 	}
-	k, err := s.cfg.Registry.LookupAPIKey(ctx, plain)
+	k, rate, err := s.cfg.Registry.Authenticate(ctx, plain, s.cfg.DefaultRateLimit)
 	if err != nil {
 		return err
 	}
@@ -202,19 +203,31 @@ func (s *Server) checkKey(c echo.Context) error {
 	}
 	c.Set(ctxKey, k)
 	c.Set(ctxQuota, quota)
-	return s.rateLimit(c, k.ID, k.RateLimitPerMinute)
+	return s.applyRate(c, s.limitOf(k.RateLimitPerMinute), rate)
 }
 
-// rateLimit counts the request against the bucket's per-minute limit (the service default when
-// limit is 0) and sets the X-RateLimit headers.
+// rateLimit counts a portal session's request against its bucket's per-minute limit (the
+// service default when limit is 0) and applies the decision.
 func (s *Server) rateLimit(c echo.Context, bucket string, limit int) error {
-	if limit <= 0 {
-		limit = s.cfg.DefaultRateLimit
-	}
+	limit = s.limitOf(limit)
 	res, err := s.cfg.Registry.AllowRequest(c.Request().Context(), bucket, limit)
 	if err != nil {
 		return err
 	}
+	return s.applyRate(c, limit, res)
+}
+
+// limitOf is a per-minute limit, or the service default for 0.
+func (s *Server) limitOf(limit int) int {
+	if limit <= 0 {
+		return s.cfg.DefaultRateLimit
+	}
+	return limit
+}
+
+// applyRate sets the X-RateLimit headers of a rate decision and answers RATE_LIMIT_EXCEEDED
+// when it refused the request.
+func (s *Server) applyRate(c echo.Context, limit int, res registry.RateResult) error {
 	h := c.Response().Header()
 	h.Set("X-RateLimit-Limit", strconv.Itoa(limit))
 	h.Set("X-RateLimit-Remaining", strconv.Itoa(res.Remaining))

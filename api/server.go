@@ -22,7 +22,7 @@ import (
 type Registry interface {
 	Ping(ctx context.Context) error
 	Now() time.Time
-	LookupAPIKey(ctx context.Context, plain string) (*registry.APIKey, error)
+	Authenticate(ctx context.Context, plain string, defaultPerMinute int) (*registry.APIKey, registry.RateResult, error)
 	APIKey(ctx context.Context, id string) (*registry.APIKey, error)
 	CreatePortalSession(ctx context.Context, k *registry.APIKey, ttl time.Duration) (*registry.PortalSession, string, error)
 	LookupPortalSession(ctx context.Context, token string) (*registry.PortalSession, error)
@@ -34,7 +34,7 @@ type Registry interface {
 	RotateSecret(ctx context.Context, tid, eid, secret string, grace time.Duration) (*registry.Endpoint, error)
 	Delivery(ctx context.Context, tid, eid, did string, withAttempts bool) (*registry.Delivery, error)
 	ListDeliveries(ctx context.Context, tid, eid, status string, pg registry.Page) ([]*registry.Delivery, int, error)
-	AllowRequest(ctx context.Context, keyID string, perMinute int) (registry.RateResult, error)
+	AllowRequest(ctx context.Context, bucket string, perMinute int) (registry.RateResult, error)
 	Usage(ctx context.Context, tid string) (registry.Usage, error)
 	ListEvents(ctx context.Context, tid string, f registry.EventFilter, pg registry.Page) ([]*registry.Event, int, error)
 	EventWithDeliveries(ctx context.Context, tid, evid string) (*registry.Event, []registry.EventDelivery, error)

@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/netip"
@@ -137,16 +138,35 @@ func (s *Store) recopyTenant(ctx context.Context, k *APIKey) error {
 	return nil
 }
 
-// LookupAPIKey resolves a plain key. It returns INVALID_API_KEY for a malformed or unknown
-// key; the hash comparison is constant-time. Status and expiry are left to the caller, which
-// must check them in the contract's order.
-func (s *Store) LookupAPIKey(ctx context.Context, plain string) (*APIKey, error) {
-	var k APIKey
-	if err := s.lookupToken(ctx, plain, KeyPrefix, func(id string) string { return apiKeyKey("key_" + id) },
-		&k, &k.Hash, CodeInvalidAPIKey, "get api key"); err != nil {
-		return nil, err
+var authenticateScript = rateScript(mustRead("authenticate"))
+
+// Authenticate resolves a plain key and counts the request against the key's per-minute limit
+// (defaultPerMinute when the key sets none) in one round trip (lua/authenticate.lua). It returns
+// INVALID_API_KEY for a malformed or unknown key, or one whose secret is not the key's, and
+// counts those against nothing; a request with the key's secret counts whatever the caller
+// then answers it. Status and expiry are left to the caller, which must check them in the
+// contract's order before it acts on the rate decision.
+func (s *Store) Authenticate(ctx context.Context, plain string, defaultPerMinute int) (*APIKey, RateResult, error) {
+	id, ok := tokenID(plain, KeyPrefix)
+	if !ok {
+		return nil, RateResult{}, E(CodeInvalidAPIKey)
 	}
-	return &k, nil
+	kid := "key_" + id
+	v, err := authenticateScript.Run(ctx, s.rdb, []string{apiKeyKey(kid), apiKeyRateKey(kid)}, hashKey(plain),
+		defaultPerMinute).Slice()
+	if err != nil {
+		return nil, RateResult{}, storeErr("authenticate", err)
+	}
+	if len(v) == 0 {
+		return nil, RateResult{}, E(CodeInvalidAPIKey)
+	}
+	rec, _ := v[0].(string)
+	var k APIKey
+	if err := json.Unmarshal([]byte(rec), &k); err != nil {
+		return nil, RateResult{}, storeErr("authenticate", err)
+	}
+	_, r, err := rateResult(v[1:])
+	return &k, r, err
 }
 
 // lookupToken reads into v the JSON record a token names (key, from the id in the token) and

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -30,7 +31,7 @@ func (e *env) apiKey(t *testing.T, p registry.NewKeyParams) (*registry.APIKey, s
 	return k, plain
 }
 
-func TestCreateAndLookupAPIKey(t *testing.T) {
+func TestCreateAndAuthenticateAPIKey(t *testing.T) {
 	eachBackend(t, registry.Config{}, func(t *testing.T, e *env) {
 		tn := e.tenant(t, 0)
 		exp := start.Add(90 * 24 * time.Hour)
@@ -48,13 +49,13 @@ func TestCreateAndLookupAPIKey(t *testing.T) {
 			t.Fatalf("two keys are the same: %q/%s and %q/%s", plain1, k1.ID, plain2, k2.ID)
 		}
 
-		got, err := e.store.LookupAPIKey(t.Context(), plain1)
+		got, err := lookup(t.Context(), e, plain1)
 		if err != nil {
-			t.Fatalf("LookupAPIKey: %v", err)
+			t.Fatalf("Authenticate: %v", err)
 		}
 		if got.ID != k1.ID || got.TenantID != tn.ID || got.Name != "ci" || got.Status != registry.StatusActive ||
 			got.RateLimitPerMinute != 60 || got.ExpiresAt == nil || !got.ExpiresAt.Equal(exp) {
-			t.Errorf("LookupAPIKey = %+v, want key %s of tenant %s", got, k1.ID, tn.ID)
+			t.Errorf("Authenticate = %+v, want key %s of tenant %s", got, k1.ID, tn.ID)
 		}
 		if want := []string{registry.ScopeEventsWrite, registry.ScopeWebhooksRead}; !slices.Equal(got.Scopes, want) {
 			t.Errorf("Scopes = %v, want %v (duplicates folded)", got.Scopes, want)
@@ -66,10 +67,76 @@ func TestCreateAndLookupAPIKey(t *testing.T) {
 		if want := []string{"203.0.113.7", "2001:db8::/32"}; !slices.Equal(got.AllowedIPAddresses, want) {
 			t.Errorf("AllowedIPAddresses = %v, want %v", got.AllowedIPAddresses, want)
 		}
-		if got2, err := e.store.LookupAPIKey(t.Context(), plain2); err != nil || got2.ID != k2.ID {
-			t.Errorf("LookupAPIKey(second key) = %v, %v; want %s", got2, err, k2.ID)
+		if got2, err := lookup(t.Context(), e, plain2); err != nil || got2.ID != k2.ID {
+			t.Errorf("Authenticate(second key) = %v, %v; want %s", got2, err, k2.ID)
 		}
 	})
+}
+
+// lookup authenticates plain with a default limit no test of the key itself reaches.
+func lookup(ctx context.Context, e *env, plain string) (*registry.APIKey, error) {
+	k, _, err := e.store.Authenticate(ctx, plain, 1000)
+	return k, err
+}
+
+// TestAuthenticateCountsRequests: one round trip reads the key and counts the request against
+// its own per-minute limit, or the default; a wrong secret or an unknown key counts against
+// nothing; a key the caller will refuse (revoked) still comes back with the decision.
+func TestAuthenticateCountsRequests(t *testing.T) {
+	eachBackend(t, registry.Config{}, func(t *testing.T, e *env) {
+		ctx := t.Context()
+		tn := e.tenant(t, 0)
+		own, plain := e.apiKey(t, registry.NewKeyParams{TenantID: tn.ID, RateLimitPerMinute: 3})
+		_, other := e.apiKey(t, registry.NewKeyParams{TenantID: tn.ID})
+		counted := &commandCount{}
+		c := redis.NewClient(e.rdb.(*redis.Client).Options())
+		t.Cleanup(func() { c.Close() })
+		c.AddHook(counted)
+		s, err := registry.New(registry.Config{Client: c, Now: e.clock.Now})
+		wantNoErr(t, err)
+		for range 2 {
+			_, _, err := s.Authenticate(ctx, flip(plain, len(plain)-1), 5)
+			wantCode(t, err, registry.CodeInvalidAPIKey)
+		}
+		for i := 1; i <= 3; i++ {
+			before := counted.n.Load()
+			k, r, err := s.Authenticate(ctx, plain, 5)
+			wantNoErr(t, err)
+			if k.ID != own.ID || !r.Allowed || r.Remaining != 3-i || r.ResetAfter <= 0 {
+				t.Errorf("request %d = %s, %+v; want %s allowed with %d remaining", i, k.ID, r, own.ID, 3-i)
+			}
+			if n := counted.n.Load() - before; i > 1 && n != 1 {
+				t.Errorf("request %d took %d commands, want one round trip", i, n)
+			}
+		}
+		k, r, err := s.Authenticate(ctx, plain, 5)
+		wantNoErr(t, err)
+		if k.ID != own.ID || r.Allowed || r.Remaining != 0 || r.RetryAfter <= 0 {
+			t.Errorf("4th request = %+v, want refused with a positive RetryAfter", r)
+		}
+		if _, r, err := s.Authenticate(ctx, other, 5); err != nil || !r.Allowed || r.Remaining != 4 {
+			t.Errorf("a key without a limit of its own = %+v, %v; want the default's 4 remaining", r, err)
+		}
+		_, err = e.store.SetAPIKeyStatus(ctx, own.ID, registry.StatusRevoked)
+		wantNoErr(t, err)
+		if k, r, err := s.Authenticate(ctx, plain, 5); err != nil || k.Status != registry.StatusRevoked || r.Allowed {
+			t.Errorf("revoked key = %+v, %+v, %v; want its record (revoked) and the spent budget", k, r, err)
+		}
+	})
+}
+
+// commandCount counts the commands a client sends.
+type commandCount struct{ n atomic.Int64 }
+
+func (h *commandCount) DialHook(next redis.DialHook) redis.DialHook { return next }
+func (h *commandCount) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		h.n.Add(1)
+		return next(ctx, cmd)
+	}
+}
+func (h *commandCount) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return next
 }
 
 // flip returns s with the byte at i replaced by a different base62 character.
@@ -81,7 +148,7 @@ func flip(s string, i int) string {
 	return s[:i] + string(c) + s[i+1:]
 }
 
-func TestLookupAPIKeyRejects(t *testing.T) {
+func TestAuthenticateRejects(t *testing.T) {
 	eachBackend(t, registry.Config{}, func(t *testing.T, e *env) {
 		tn := e.tenant(t, 0)
 		_, plain := e.apiKey(t, registry.NewKeyParams{TenantID: tn.ID})
@@ -102,9 +169,9 @@ func TestLookupAPIKeyRejects(t *testing.T) {
 		}
 		for _, c := range cases {
 			t.Run(c.name, func(t *testing.T) {
-				k, err := e.store.LookupAPIKey(t.Context(), c.key)
+				k, err := lookup(t.Context(), e, c.key)
 				if k != nil {
-					t.Errorf("LookupAPIKey(%q) returned key %s", c.key, k.ID)
+					t.Errorf("Authenticate(%q) returned key %s", c.key, k.ID)
 				}
 				wantCode(t, err, registry.CodeInvalidAPIKey)
 			})
@@ -133,8 +200,8 @@ func TestAPIKeyStoredAsHashOnly(t *testing.T) {
 		for i, p := range params {
 			k, plain := e.apiKey(t, p)
 			plains = append(plains, plain)
-			if _, err := e.store.LookupAPIKey(ctx, plain); err != nil {
-				t.Fatalf("LookupAPIKey: %v", err)
+			if _, err := lookup(ctx, e, plain); err != nil {
+				t.Fatalf("Authenticate: %v", err)
 			}
 			if _, err := e.store.AllowRequest(ctx, k.ID, 10); err != nil {
 				t.Fatalf("AllowRequest: %v", err)
@@ -179,14 +246,14 @@ func TestTenantStatusReachesEveryKey(t *testing.T) {
 			_, err := e.store.SetTenantStatus(ctx, tn.ID, st)
 			wantNoErr(t, err)
 			for _, plain := range plains {
-				k, err := e.store.LookupAPIKey(ctx, plain)
+				k, err := lookup(ctx, e, plain)
 				wantNoErr(t, err)
 				if k.TenantStatus != st || k.TenantQuota != 7 {
 					t.Errorf("after SetTenantStatus(%s) key %s carries status %q quota %d, want %s and 7",
 						st, k.ID, k.TenantStatus, k.TenantQuota, st)
 				}
 			}
-			if k, err := e.store.LookupAPIKey(ctx, otherPlain); err != nil || k.TenantStatus != registry.StatusActive {
+			if k, err := lookup(ctx, e, otherPlain); err != nil || k.TenantStatus != registry.StatusActive {
 				t.Errorf("another tenant's key = %+v, %v; want it untouched (active)", k, err)
 			}
 		}
@@ -205,9 +272,9 @@ func TestSetAPIKeyStatus(t *testing.T) {
 				t.Fatalf("SetAPIKeyStatus(%s): %v", st, err)
 			}
 			// Lookup still finds the key: the caller checks status in the contract's order.
-			looked, err := e.store.LookupAPIKey(ctx, plain)
+			looked, err := lookup(ctx, e, plain)
 			if err != nil {
-				t.Fatalf("LookupAPIKey after %s: %v", st, err)
+				t.Fatalf("Authenticate after %s: %v", st, err)
 			}
 			if got.Status != st || looked.Status != st || !looked.UpdatedAt.Equal(e.clock.Now()) {
 				t.Errorf("after SetAPIKeyStatus(%s): returned %s, stored %s updated %v", st, got.Status, looked.Status, looked.UpdatedAt)
@@ -373,7 +440,7 @@ func TestCreateAPIKeyWhileTenantIsSuspended(t *testing.T) {
 		wantNoErr(t, err)
 		c := <-done
 		wantNoErr(t, c.err)
-		k, err := e.store.LookupAPIKey(t.Context(), c.plain)
+		k, err := lookup(t.Context(), e, c.plain)
 		wantNoErr(t, err)
 		if k.TenantStatus != registry.StatusSuspended {
 			t.Errorf("a key created while its tenant was being suspended carries tenant status %q, want suspended", k.TenantStatus)
@@ -412,7 +479,7 @@ func TestOverlappingTenantStatusChanges(t *testing.T) {
 
 		cur, err := e.store.Tenant(t.Context(), tn.ID)
 		wantNoErr(t, err)
-		k, err := e.store.LookupAPIKey(t.Context(), plain)
+		k, err := lookup(t.Context(), e, plain)
 		wantNoErr(t, err)
 		if cur.Status != registry.StatusActive || k.TenantStatus != cur.Status {
 			t.Errorf("tenant is %q and its key says %q after suspend overlapped by resume, want both active",

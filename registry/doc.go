@@ -11,11 +11,11 @@
 //
 //	wh:{t:T}:tenant              tenant (JSON)          wh:{k:K}:key        API key (JSON)
 //	wh:{t:T}:keys                its keys (set)         wh:tenants          every tenant (set)
-//	rate:wh:{k:K}                an API key's rate limit (redis_rate's GCRA)
+//	rate:wh:{k:K}                an API key's rate limit (GCRA, lua/gcra.lua)
 //	wh:{ps:S}:session            tenant portal session (JSON: the token's hash, its key, expiry)
 //	wh:{t:T}:eps                 endpoints by creation (zset)
 //	wh:{t:T}:ep:E                endpoint (hash): url, events, secrets, status, failure streak, health
-//	rate:wh:{t:T}:ep:E:rate      its rateLimitPerSecond (redis_rate's GCRA)
+//	rate:wh:{t:T}:ep:E:rate      its rateLimitPerSecond (GCRA, lua/gcra.lua)
 //	wh:{t:T}:ep:E:stats:MINUTE     its attempts of one hour: counts and a duration histogram (hash, 7 days)
 //	wh:{t:T}:sub:TYPE            endpoints subscribed to TYPE (set)
 //	wh:{t:T}:evm:MIN             events whose ids (UUIDv7) name that minute (Unix minutes): the id's

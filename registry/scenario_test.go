@@ -36,7 +36,7 @@ func fullScenario(t *testing.T, e *env) scenarioResult {
 	for _, tid := range res.tenants {
 		k, plain := e.apiKey(t, registry.NewKeyParams{TenantID: tid, Scopes: registry.Scopes})
 		res.apiKeys = append(res.apiKeys, k.ID)
-		_, err = e.store.LookupAPIKey(ctx, plain)
+		_, err = lookup(ctx, e, plain)
 		must(err)
 		_, err = e.store.AllowRequest(ctx, k.ID, 600)
 		must(err)

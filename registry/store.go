@@ -6,10 +6,8 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
-	"github.com/go-redis/redis_rate/v10"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -38,9 +36,6 @@ type Store struct {
 	idemTTL   time.Duration
 	inline    int
 	recBatch  int
-
-	limOnce sync.Once
-	lim     *redis_rate.Limiter
 }
 
 // MinRedisVersion is the oldest Redis server the store supports (GETDEL, ZRANGE BYSCORE REV, ...).

@@ -76,8 +76,8 @@ func TestUnavailable(t *testing.T) {
 					_, err := e.store.Tenant(ctx, "t")
 					return err
 				},
-				"LookupAPIKey": func() error {
-					_, err := e.store.LookupAPIKey(ctx, key)
+				"Authenticate": func() error {
+					_, err := lookup(ctx, e, key)
 					return err
 				},
 				"PublishEvent": func() error {

@@ -1,0 +1,63 @@
+-- GCRA rate limiting (the generic cell rate algorithm), as github.com/go-redis/redis_rate v10
+-- does it, whose two scripts these functions are: its scripts cannot share a round trip with
+-- another read, and authentication reads the key's record and counts its request in one
+-- (authenticate.lua). Both run on Redis time, so every process shares one budget per key.
+--
+-- Copyright (c) 2013 The github.com/go-redis/redis_rate Authors; from
+-- https://github.com/rwz/redis-gcra/blob/master/vendor/perform_gcra_ratelimit.lua,
+-- Copyright (c) 2017 Pavel Pravosud. BSD 2-clause licence (redis_rate's LICENSE).
+--
+-- A limit is burst, rate and period (s): rate events a period, burst at once. Each returns
+-- {allowed, remaining, retry after (s, as a string; -1 when allowed), reset after (s, a string)}.
+
+-- gcraNow is Redis time in s after Jan 1, 2017 (a float of at most 16 digits until 2048).
+local function gcraNow()
+  local t = redis.call('TIME')
+  return (t[1] - 1483228800) + (t[2] / 1000000)
+end
+
+-- allowN takes cost events, all or none.
+local function allowN(key, burst, rate, period, cost)
+  local emission_interval = period / rate
+  local increment = emission_interval * cost
+  local burst_offset = emission_interval * burst
+  local now = gcraNow()
+  local tat = redis.call('GET', key)
+  if not tat then tat = now else tat = tonumber(tat) end
+  tat = math.max(tat, now)
+  local new_tat = tat + increment
+  local allow_at = new_tat - burst_offset
+  local diff = now - allow_at
+  local remaining = diff / emission_interval
+  if remaining < 0 then
+    return {0, 0, tostring(diff * -1), tostring(tat - now)}
+  end
+  local reset_after = new_tat - now
+  if reset_after > 0 then redis.call('SET', key, new_tat, 'EX', math.ceil(reset_after)) end
+  return {cost, remaining, tostring(-1), tostring(reset_after)}
+end
+
+-- allowAtMost takes up to cost events, as many as the budget holds.
+local function allowAtMost(key, burst, rate, period, cost)
+  local emission_interval = period / rate
+  local burst_offset = emission_interval * burst
+  local now = gcraNow()
+  local tat = redis.call('GET', key)
+  if not tat then tat = now else tat = tonumber(tat) end
+  tat = math.max(tat, now)
+  local diff = now - (tat - burst_offset)
+  local remaining = diff / emission_interval
+  if remaining < 1 then
+    return {0, 0, tostring(emission_interval - diff), tostring(tat - now)}
+  end
+  if remaining < cost then
+    cost = remaining
+    remaining = 0
+  else
+    remaining = remaining - cost
+  end
+  local new_tat = tat + emission_interval * cost
+  local reset_after = new_tat - now
+  if reset_after > 0 then redis.call('SET', key, new_tat, 'EX', math.ceil(reset_after)) end
+  return {cost, remaining, tostring(-1), tostring(reset_after)}
+end
