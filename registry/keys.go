@@ -49,11 +49,10 @@ func apiKeyKey(kid string) string        { return prefix + "{k:" + kid + "}:key"
 // apiKeyRateKey and endpointRateKey name a key's (or portal session's) and an endpoint's rate
 // limits (gcra.lua); their hash tags keep them in their owner's slot. The names are those
 // redis_rate gave them, which the limits used before.
-func apiKeyRateKey(kid string) string        { return ratePrefix + prefix + "{k:" + kid + "}" }
-func endpointRateKey(tid, eid string) string { return ratePrefix + endpointKey(tid, eid) + ":rate" }
-
 const ratePrefix = "rate:"
 
+func apiKeyRateKey(kid string) string        { return ratePrefix + prefix + "{k:" + kid + "}" }
+func endpointRateKey(tid, eid string) string { return ratePrefix + endpointKey(tid, eid) + ":rate" }
 func endpointKey(tid, eid string) string     { return tenantTag(tid) + partEndpoint + eid }
 func endpointsKey(tid string) string         { return tenantTag(tid) + ":eps" }
 func subscribersKey(tid, typ string) string  { return tenantTag(tid) + partSubscribers + typ }
