@@ -26,9 +26,11 @@ var (
 	allowAtMostScript = rateScript("return allowAtMost(KEYS[1], ARGV[1], ARGV[1], ARGV[2], tonumber(ARGV[3]))")
 )
 
-// rateScript is lua/gcra.lua and then body: a script in one key's slot that needs none of the
-// delivery scripts' preamble.
-func rateScript(body string) *redis.Script { return redis.NewScript(mustRead("gcra") + "\n" + body) }
+// rateScript is body after what it uses of lua/gcra.lua: a script in one key's slot that needs
+// none of the delivery scripts' preamble.
+func rateScript(body string) *redis.Script { return redis.NewScript(withLibrary(gcraLibrary, body)) }
+
+var gcraLibrary = splitDefs(mustRead("gcra"))
 
 // AllowRequest counts one request against bucket's per-minute limit (a burst of a minute's
 // worth).
