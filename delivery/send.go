@@ -27,7 +27,8 @@ const (
 var errInvalidRequestURL = errors.New("invalid request url")
 
 // Request is one signed POST, already built by the caller (headers include the Standard
-// Webhooks signature).
+// Webhooks signature). Send hands Header to the HTTP client as it is: the caller must not
+// change or reuse it during the call.
 type Request struct {
 	URL    string
 	Header http.Header
@@ -87,7 +88,7 @@ func attempt(ctx context.Context, client *http.Client, method, rawURL string,
 		return Result{Err: errInvalidRequestURL}
 	}
 	if header != nil {
-		hreq.Header = header.Clone()
+		hreq.Header = header // the request's own: every attempt builds its headers anew
 	}
 
 	start := time.Now()

@@ -36,6 +36,7 @@ type Store struct {
 	idemTTL   time.Duration
 	inline    int
 	recBatch  int
+	keys      keyRecords
 }
 
 // MinRedisVersion is the oldest Redis server the store supports (GETDEL, ZRANGE BYSCORE REV, ...).
