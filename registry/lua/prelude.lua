@@ -30,19 +30,22 @@ end
 local MINUTE = 60000
 local function minuteOf(ms) return string.format('%d', math.floor(tonumber(ms) / MINUTE)) end
 
--- addLater adds a script's sorted-set entries one ZADD a key instead of one an entry, and
--- expireMinute sets a minute hash's expiry once however many fields the script wrote: a script
--- that calls them calls flush before anything reads those keys, and before it returns.
-local adds, ttls = {}, {}
-local function addLater(key, score, member)
-  local a = adds[key]
-  if not a then
-    a = {}
-    adds[key] = a
+-- addLater adds a script's sorted-set entries one ZADD a key instead of one an entry, setLater
+-- its hash fields one HSET a key, and expireMinute sets a minute hash's expiry once however many
+-- fields the script wrote: a script that calls them calls flush before anything reads those
+-- keys, and before it returns.
+local adds, sets, ttls = {}, {}, {}
+local function later(pending, key, a, b)
+  local p = pending[key]
+  if not p then
+    p = {}
+    pending[key] = p
   end
-  table.insert(a, score)
-  table.insert(a, member)
+  p[#p + 1] = a
+  p[#p + 1] = b
 end
+local function addLater(key, score, member) later(adds, key, score, member) end
+local function setLater(key, field, value) later(sets, key, field, value) end
 
 -- The part of the minute still to come counts, at most a minute: an id that only looks like a
 -- UUIDv7 (an operational event's is a hash) may name any minute, and must not outlive the
@@ -53,9 +56,10 @@ local function expireMinute(key, minute, now, retsec)
 end
 
 local function flush()
+  for key, f in pairs(sets) do redis.call('HSET', key, unpack(f)) end
   for key, a in pairs(adds) do redis.call('ZADD', key, unpack(a)) end
   for key, ttl in pairs(ttls) do redis.call('EXPIRE', key, ttl) end
-  adds, ttls = {}, {}
+  adds, sets, ttls = {}, {}, {}
 end
 
 -- woken and endpointState remember, for one run of a script, the endpoints wake has seen
@@ -289,6 +293,7 @@ local function eventIdOf(m)
   return m
 end
 
+-- storeEvent keeps an event's record: in its minute's hash at flush, or under a key of its own.
 local function storeEvent(tag, evid, etype, now, body, lane, exclude, retsec)
   local h, ms = eventTime(evid)
   local code = TYPE_CODE[etype]
@@ -303,7 +308,7 @@ local function storeEvent(tag, evid, etype, now, body, lane, exclude, retsec)
     return
   end
   local k = eventMinuteKey(tag, h)
-  redis.call('HSET', k, eventField(evid), v)
+  setLater(k, eventField(evid), v)
   expireMinute(k, h, now, retsec)
 end
 
@@ -400,11 +405,11 @@ local function keptParts(v, created)
 end
 
 -- keepSuccess keeps a delivery whose first attempt, ended at at, succeeded: field and value as
--- Finish encodes them (kept.go).
+-- Finish encodes them (kept.go), written at flush.
 local function keepSuccess(tag, created, field, value, at, retsec)
   local h = minuteOf(created)
   local k = keptKey(tag, h)
-  redis.call('HSET', k, field, value)
+  setLater(k, field, value)
   expireMinute(k, h, at, retsec)
 end
 
