@@ -33,8 +33,8 @@ local function e() return d end
 }
 
 // TestScriptsCarryWhatTheyCall: every helper a script calls is defined before it runs (a
-// missing one would fail only when its line runs), and a script does not carry the whole
-// preamble.
+// missing one would fail only when its line runs), a script that writes later (addLater,
+// setLater) flushes, and a script does not carry the whole preamble.
 func TestScriptsCarryWhatTheyCall(t *testing.T) {
 	all := map[string]bool{}
 	for _, d := range luaPreamble {
@@ -62,6 +62,10 @@ func TestScriptsCarryWhatTheyCall(t *testing.T) {
 			if all[id] && !defined[id] {
 				t.Errorf("script %v calls %s but does not define it", names, id)
 			}
+		}
+		ids := identifiers(src)
+		if (ids["addLater"] || ids["setLater"]) && !strings.Contains(body.String(), "flush()") {
+			t.Errorf("script %v writes through addLater or setLater but never calls flush", names)
 		}
 		if lib := len(src) - body.Len(); lib > full*3/4 {
 			t.Errorf("script %v carries %d of the preamble's %d bytes", names, lib, full)

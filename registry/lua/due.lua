@@ -24,7 +24,7 @@ if st ~= 'active' then
   setStatus(tag, eid, did, 'held', now)
   return {'held'}
 end
-if not enqueue(tag, eid, did, tonumber(d[1]), tonumber(d[3] or '0') or 0, now, ep[2] == 'scan', ARGV[8]) then
-  return {'queued', ''}
-end
+local queued = enqueue(tag, eid, did, tonumber(d[1]), tonumber(d[3] or '0') or 0, now, ep[2] == 'scan', ARGV[8])
+flush()
+if not queued then return {'queued', ''} end
 return {'queued', wake(tag, eid, now) or ''}

@@ -27,6 +27,7 @@ for _, did in ipairs(redis.call('ZRANGE', statusKey(tag, eid, 'held'), 0, -1)) d
     redis.call('ZREM', statusKey(tag, eid, 'held'), did)
   end
 end
+flush()
 local w = ''
 if n > 0 then w = wake(tag, eid, now) or '' end
 return {n, w, ops}

@@ -11,4 +11,6 @@ NS = ARGV[6]
 local eids = {}
 for i = 7, #ARGV do table.insert(eids, ARGV[i]) end
 if #eids == 0 then eids = redis.call('SMEMBERS', KEYS[2]) end
-return fanOut(ARGV[1], ARGV[2], ARGV[3], ev[3], eids, ARGV[4], ARGV[5], false, ev[4])
+local drains = fanOut(ARGV[1], ARGV[2], ARGV[3], ev[3], eids, ARGV[4], ARGV[5], false, ev[4])
+flush()
+return drains

@@ -94,8 +94,9 @@ local function setStatus(tag, eid, did, new, now)
   move(tag, eid, did, cur[1], new, cur[2], now)
 end
 
--- place puts a delivery in run gen on its endpoint's queue, or, when ordered and its lane has
--- another head, behind the lane's last delivery. It returns true when the delivery is queued.
+-- place puts a delivery in run gen on its endpoint's queue (at flush), or, when ordered and its
+-- lane has another head, behind the lane's last delivery. It returns true when the delivery is
+-- queued.
 local function place(tag, eid, did, evid, etype, created, gen, rec, run, lane, ordered, retsec)
   local pend = queueKey(tag, eid)
   if ordered and lane ~= '' then
@@ -112,8 +113,8 @@ local function place(tag, eid, did, evid, etype, created, gen, rec, run, lane, o
     end
     redis.call('HSET', lk, lane, did)
   end
-  redis.call('ZADD', statusKey(tag, eid, 'pending'), created, did)
-  redis.call('HSET', pend, did, queueEntry(evid, etype, created, gen, rec, run, lane, ''))
+  addLater(statusKey(tag, eid, 'pending'), created, did)
+  setLater(pend, did, queueEntry(evid, etype, created, gen, rec, run, lane, ''))
   return true
 end
 

@@ -80,6 +80,7 @@ for _, e in ipairs(take) do
   end
   if tonumber(cursor) < e[1] then cursor = tostring(e[1]) end
 end
+flush()
 redis.call('HSET', KEYS[1], 'cursor', cursor)
 redis.call('HINCRBY', KEYS[1], 'requeued', requeued)
 redis.call('HINCRBY', KEYS[1], 'created', created)

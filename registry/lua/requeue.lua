@@ -18,6 +18,7 @@ if redis.call('HGET', KEYS[1], 'webhookId') ~= eid then
 end
 if st ~= 'active' then return {'disabled'} end
 requeue(tag, eid, did, now, false, ARGV[5])
+flush()
 redis.call('EXPIRE', KEYS[1], ARGV[5])
 redis.call('EXPIRE', KEYS[3], ARGV[5])
 return {'ok', wake(tag, eid, now) or ''}
