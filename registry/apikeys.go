@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
-	"crypto/subtle"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -139,7 +138,7 @@ func (s *Store) recopyTenant(ctx context.Context, k *APIKey) error {
 	return nil
 }
 
-var authenticateScript = rateScript(mustRead("authenticate"))
+var authenticateScript = keyScript(mustRead("authenticate"))
 
 // Authenticate resolves a plain key and counts the request against the key's per-minute limit
 // (defaultPerMinute when the key sets none) in one round trip (lua/authenticate.lua). It returns
@@ -207,27 +206,6 @@ func (c *keyRecords) decode(kid, rec string) (*APIKey, error) {
 	return k, nil
 }
 
-// lookupToken reads into v the JSON record a token names (key, from the id in the token) and
-// checks the token against the record's hash (*hash, filled by the read). A malformed or unknown
-// token, or one whose hash does not match, is the *Error invalid.
-func (s *Store) lookupToken(ctx context.Context, token, prefix string, key func(id string) string, v any,
-	hash *string, invalid Code, what string) error {
-	id, ok := tokenID(token, prefix)
-	if !ok {
-		return E(invalid)
-	}
-	if err := s.getJSON(ctx, key(id), v); err != nil {
-		if errors.Is(err, redis.Nil) {
-			return E(invalid)
-		}
-		return storeErr(what, err)
-	}
-	if !hashMatches(*hash, token) {
-		return E(invalid)
-	}
-	return nil
-}
-
 // tokenID returns the id part of a plain key or token: prefix, then keyIDLen base62 characters
 // naming it, then keySecretLen secret ones.
 func tokenID(plain, prefix string) (string, bool) {
@@ -249,13 +227,6 @@ func newToken(prefix string) (idPart, token string, err error) {
 		return "", "", err
 	}
 	return idPart, prefix + idPart + secretPart, nil
-}
-
-// hashMatches reports, in constant time, whether stored is the hex SHA-256 of plain.
-func hashMatches(stored, plain string) bool {
-	want, _ := hex.DecodeString(stored)
-	got := sha256.Sum256([]byte(plain))
-	return subtle.ConstantTimeCompare(want, got[:]) == 1
 }
 
 // APIKey returns one key by id; ErrKeyNotFound when unknown.

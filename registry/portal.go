@@ -2,8 +2,11 @@ package registry
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 )
 
 // PortalTokenPrefix starts every portal session token.
@@ -63,14 +66,28 @@ func (s *Store) CreatePortalSession(ctx context.Context, k *APIKey, ttl time.Dur
 	return p, token, nil
 }
 
+// portalTokenScript reads a session's record when the token is the session's (lua/token.lua,
+// the check Authenticate makes of a key).
+var portalTokenScript = keyScript("return tokenRecord(KEYS[1], ARGV[1]) or false")
+
 // LookupPortalSession resolves a token. It returns INVALID_PORTAL_SESSION for a malformed or
-// unknown token (including one whose record Redis has already expired); the hash comparison is
-// constant-time. Expiry is left to the caller, which compares ExpiresAt with its clock.
+// unknown token (including one whose record Redis has already expired) or another secret.
+// Expiry is left to the caller, which compares ExpiresAt with its clock.
 func (s *Store) LookupPortalSession(ctx context.Context, token string) (*PortalSession, error) {
+	id, ok := tokenID(token, PortalTokenPrefix)
+	if !ok {
+		return nil, E(CodeInvalidPortalSession)
+	}
+	rec, err := portalTokenScript.Run(ctx, s.rdb, []string{portalSessionKey("ps_" + id)}, hashKey(token)).Text()
+	if errors.Is(err, redis.Nil) {
+		return nil, E(CodeInvalidPortalSession)
+	}
+	if err != nil {
+		return nil, storeErr("get portal session", err)
+	}
 	var p PortalSession
-	if err := s.lookupToken(ctx, token, PortalTokenPrefix, func(id string) string { return portalSessionKey("ps_" + id) },
-		&p, &p.Hash, CodeInvalidPortalSession, "get portal session"); err != nil {
-		return nil, err
+	if err := json.Unmarshal([]byte(rec), &p); err != nil {
+		return nil, storeErr("get portal session", err)
 	}
 	return &p, nil
 }

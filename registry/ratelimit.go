@@ -22,15 +22,16 @@ type RateResult struct {
 // alone for a portal session (AllowRequest), and an endpoint's attempts per second
 // (AllowAttempts).
 var (
-	allowScript       = rateScript("return allowN(KEYS[1], ARGV[1], ARGV[1], ARGV[2], 1)")
-	allowAtMostScript = rateScript("return allowAtMost(KEYS[1], ARGV[1], ARGV[1], ARGV[2], tonumber(ARGV[3]))")
+	allowScript       = keyScript("return allowN(KEYS[1], ARGV[1], ARGV[1], ARGV[2], 1)")
+	allowAtMostScript = keyScript("return allowAtMost(KEYS[1], ARGV[1], ARGV[1], ARGV[2], tonumber(ARGV[3]))")
 )
 
-// rateScript is body after what it uses of lua/gcra.lua: a script in one key's slot that needs
-// none of the delivery scripts' preamble.
-func rateScript(body string) *redis.Script { return redis.NewScript(withLibrary(gcraLibrary, body)) }
+// keyScript is body after what it uses of lua/token.lua and lua/gcra.lua: a script in one
+// key's slot (an API key's, a portal session's, an endpoint's rate limit) that needs none of
+// the delivery scripts' preamble.
+func keyScript(body string) *redis.Script { return redis.NewScript(withLibrary(keyLibrary, body)) }
 
-var gcraLibrary = splitDefs(mustRead("gcra"))
+var keyLibrary = splitDefs(mustRead("token") + "\n" + mustRead("gcra"))
 
 // AllowRequest counts one request against bucket's per-minute limit (a burst of a minute's
 // worth).
