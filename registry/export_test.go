@@ -10,6 +10,7 @@ import (
 var (
 	DrainKeyOf    = drainKey
 	DeliveryKeyOf = deliveryKey
+	QueueKeyOf    = endpointQueueKey
 )
 
 // EventMinuteKeyOf is the key of the minute hash an event id's record is kept in.

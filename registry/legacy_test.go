@@ -287,3 +287,46 @@ func TestEventIndexMemberForms(t *testing.T) {
 		}
 	})
 }
+
+// TestEarlierQueueEntries: a delivery queued by an earlier version, whose queue entry ends after
+// hasRecord (five fields) or run (six), is taken with its event and recorded as one queued now.
+func TestEarlierQueueEntries(t *testing.T) {
+	eachBackend(t, registry.Config{InlineFanout: 32}, func(t *testing.T, e *env) {
+		ctx := t.Context()
+		tn := e.tenant(t, 0)
+		ep := e.endpoint(t, tn.ID, registry.EventScanCompleted)
+		var n int64
+		for _, fields := range []int{5, 6} {
+			id := newEventID()
+			body := eventBody(id, registry.EventScanCompleted)
+			st, err := e.store.PublishEvent(ctx, tn.ID, registry.NewEvent{ID: id, Type: registry.EventScanCompleted,
+				CreatedAt: e.clock.Now(), Body: body})
+			wantNoErr(t, err)
+			if len(st.Drains) == 1 {
+				n = st.Drains[0].N
+			}
+			did, k := registry.DeliveryID(id, ep.ID), registry.QueueKeyOf(tn.ID, ep.ID)
+			cur, err := e.rdb.HGet(ctx, k, did).Result()
+			wantNoErr(t, err)
+			parts := strings.Split(cur, "|")
+			if len(parts) != 8 {
+				t.Fatalf("queue entry %q has %d fields, want 8", cur, len(parts))
+			}
+			wantNoErr(t, e.rdb.HSet(ctx, k, did, strings.Join(parts[:fields], "|")).Err())
+			items, _, err := e.store.Take(ctx, registry.TakeRequest{TenantID: tn.ID, EndpointID: ep.ID, N: n, Limit: 10})
+			wantNoErr(t, err)
+			if len(items) != 1 || items[0].DeliveryID != did || !bytes.Equal(items[0].Body, body) {
+				t.Fatalf("Take of a %d-field entry = %+v, want delivery %s with its event's body", fields, items, did)
+			}
+			fin, err := e.store.Finish(ctx, registry.FinishRequest{TenantID: tn.ID, EndpointID: ep.ID,
+				Streak: lenient.streak(), Outcomes: []registry.Outcome{{Item: items[0], Outcome: registry.OutcomeSuccess,
+					Status: registry.DeliverySucceeded, Attempt: e.sentAttempt(200)}}})
+			wantNoErr(t, err)
+			d, err := e.store.Delivery(ctx, tn.ID, ep.ID, did, false)
+			wantNoErr(t, err)
+			if fin.Statuses[0] != registry.DeliverySucceeded || d.Status != registry.DeliverySucceeded || d.EventID != id {
+				t.Errorf("a %d-field entry finished %v, delivery %+v; want succeeded", fields, fin.Statuses, d)
+			}
+		}
+	})
+}

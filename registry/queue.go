@@ -61,8 +61,11 @@ const luaQueueEntry = `
 local function queueEntry(evid, etype, created, gen, rec, run, lane, after)
   return evid .. '|' .. etype .. '|' .. created .. '|' .. gen .. '|' .. rec .. '|' .. run .. '|' .. lane .. '|' .. after
 end
+local ENTRY = '^([^|]*)|([^|]*)|([^|]*)|([^|]*)|([^|]*)|([^|]*)|([^|]*)|([^|]*)$'
 local function parseEntry(v)
-  local f = {}
+  local ev, et, c, g, r, n, l, a = string.match(v, ENTRY)
+  if ev then return ev, et, c, tonumber(g), r, tonumber(n), l, a end
+  local f = {} -- an entry of an earlier version
   for x in string.gmatch(v .. '|', '([^|]*)|') do table.insert(f, x) end
   return f[1], f[2], f[3], tonumber(f[4]), f[5], tonumber(f[6] or '0'), f[7] or '', f[8] or ''
 end
