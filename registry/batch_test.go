@@ -123,11 +123,12 @@ func TestRetractEvents(t *testing.T) {
 }
 
 // TestBatchWorkIsOneCommandAKey: a batch of events to the same endpoints reads each endpoint
-// and schedules its drain once, not once an event, and adds the events to the event log in one
-// command; a drain takes a batch of deliveries with their events in one read, and records
-// their outcomes with one command for each queue and index they leave or join. Counted by
-// redis-server (INFO commandstats) on a server of the test's own, so that no other test's
-// commands are counted; the deliveries end as they would one at a time.
+// and schedules its drain once, not once an event, and writes the events' records, each
+// endpoint's queue and the event log one command a key (at flush); a drain takes a batch of
+// deliveries with their events in one read, and records their outcomes with one command for
+// each queue and index they leave or join. Counted by redis-server (INFO commandstats) on a
+// server of the test's own, so that no other test's commands are counted; the deliveries end
+// as they would one at a time.
 func TestBatchWorkIsOneCommandAKey(t *testing.T) {
 	srv := registrytest.StartServer(t)
 	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr})
@@ -149,8 +150,13 @@ func TestBatchWorkIsOneCommandAKey(t *testing.T) {
 	if err != nil || len(sb.Drains) != 2 {
 		t.Fatalf("PublishEvents = %+v, %v; want the drains of both endpoints", sb, err)
 	}
+	// Written at flush, one command a key: the events' records (one HSET of their minute's hash),
+	// each endpoint's queued deliveries (one ZADD and one HSET each), the log (one ZADD). One a
+	// delivery: the 45 that wait behind their lane's head on the ordered endpoint (a ZADD of the
+	// waiting index, an HSET of the queue entry) and the scan index's entries of scans already in
+	// it (an HSET); the lanes' heads (5 HSETs) and the drains (2 ZADDs of the outbox).
 	wantAtMost(t, "a batch of 50 events to 2 endpoints", commandCalls(t, rdb), map[string]int{"hmget": 2, "exists": 2,
-		"zadd": 50 + 50 + 1 + 2}) // a delivery to each endpoint queued or in its lane, the log, the drains
+		"zadd": 1 + 1 + 45 + 1 + 2, "hset": 1 + 2 + 45 + 45 + 5})
 
 	drains := map[string]int64{sb.Drains[0].EndpointID: sb.Drains[0].N, sb.Drains[1].EndpointID: sb.Drains[1].N}
 	if items, _ := e.take(t, tn.ID, ordered.ID, drains[ordered.ID], 50); len(items) != 5 {
@@ -177,8 +183,10 @@ func TestBatchWorkIsOneCommandAKey(t *testing.T) {
 		sent = append(sent, registry.Outcome{Item: it, Outcome: out, Attempt: e.sentAttempt(200)})
 	}
 	fin := e.finish(t, tn.ID, plain.ID, policy{disableAfter: 100, maxAttempts: 5}, sent...)
+	// HDEL: the queue entries and the endpoint's streak. HSET: the 12 kept successes in one (their
+	// minute's hash), a record for each of the 4 retrying, the endpoint's health.
 	wantAtMost(t, "recording 16 outcomes", commandCalls(t, rdb), map[string]int{
-		"hdel": 2, "zrem": 1, "zadd": 3, "hget": 0}) // HDEL: the queue entries and the endpoint's streak
+		"hdel": 2, "zrem": 1, "zadd": 3, "hget": 0, "hset": 1 + 4 + 1})
 	if ok, retrying := e.statusCount(t, tn.ID, plain.ID, registry.DeliverySucceeded),
 		e.statusCount(t, tn.ID, plain.ID, registry.DeliveryRetrying); ok != 12 || retrying != 4 {
 		t.Errorf("after the batch: %d succeeded, %d retrying (%v); want 12 and 4", ok, retrying, fin.Statuses)
