@@ -92,11 +92,14 @@ func attempt(ctx context.Context, client *http.Client, method, rawURL string,
 	}
 
 	start := time.Now()
-	resp, err := client.Do(hreq)
+	resp, err := roundTrip(client, hreq)
 	if err != nil {
 		return Result{Duration: time.Since(start), Err: redact(ctx, err)}
 	}
-	kept, _ := io.ReadAll(io.LimitReader(resp.Body, MaxResponseBody))
+	var kept []byte
+	if resp.ContentLength != 0 {
+		kept, _ = io.ReadAll(io.LimitReader(resp.Body, MaxResponseBody))
+	}
 	// The drain is bounded by the same deadline and can wait it out on a slow receiver, so
 	// the duration is taken after it: it is the time the attempt held a worker.
 	_, _ = io.CopyN(io.Discard, resp.Body, maxResponseDrain)
@@ -104,8 +107,27 @@ func attempt(ctx context.Context, client *http.Client, method, rawURL string,
 	return Result{StatusCode: resp.StatusCode, Header: resp.Header, Body: kept, Duration: time.Since(start)}
 }
 
-// redact turns a client.Do error into one whose message cannot leak the request: url.Error
-// quotes the full URL, so only its inner error is described, and only by known parts.
+// roundTrip sends one request with the client's transport alone. Client.Do would copy the
+// headers and keep track of redirects for every request, for a policy (never follow one) that
+// the transport keeps by itself; the client has no timeout and no cookie jar to apply either
+// (NewHTTPClient), every request being bounded by its context. A plain HTTP answer to a TLS
+// handshake is told as Client.Do tells it.
+func roundTrip(client *http.Client, req *http.Request) (*http.Response, error) {
+	t := client.Transport
+	if t == nil {
+		t = http.DefaultTransport
+	}
+	resp, err := t.RoundTrip(req)
+	var rec tls.RecordHeaderError
+	if errors.As(err, &rec) && string(rec.RecordHeader[:]) == "HTTP/" {
+		err = http.ErrSchemeMismatch
+	}
+	return resp, err
+}
+
+// redact turns a transport's error into one whose message cannot leak the request: a url.Error
+// (what a client, or a transport wrapping another, returns) quotes the full URL, so only its
+// inner error is described, and only by known parts.
 func redact(ctx context.Context, err error) error {
 	var uerr *url.Error
 	if errors.As(err, &uerr) {
