@@ -303,3 +303,22 @@ func TestWorkerProcessMetrics(t *testing.T) {
 		}
 	}
 }
+
+// TestGCTarget: the binary runs with the garbage collector's target at gcPercent unless GOGC
+// is set, and then at GOGC, as Go's own metric on /metrics shows.
+func TestGCTarget(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct {
+		gogc string
+		want float64
+	}{{"", gcPercent}, {"150", 150}} {
+		t.Run("GOGC="+tt.gogc, func(t *testing.T) {
+			t.Parallel()
+			st := newStack(t, map[string]string{"GOGC": tt.gogc})
+			_, svc := st.startAPIProcess(t)
+			if v, ok := metricValue(scrape(t, svc), "go_gc_gogc_percent"); !ok || v != tt.want {
+				t.Errorf("go_gc_gogc_percent = %v (found %v), want %v", v, ok, tt.want)
+			}
+		})
+	}
+}
