@@ -3,6 +3,7 @@ package delivery
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"time"
 
@@ -86,13 +87,20 @@ func attemptError(res Result) string {
 }
 
 // report writes the one log line per attempt (ids, number, status, duration; never the URL, a
-// header value, a secret or a signature) and tells the observer. The disable line and metric
+// header value, a secret or a signature; built only when the level logs it) and tells the observer. The disable line and metric
 // come from what Finish did, never from a guess.
 func (w *Worker) report(ctx context.Context, tid, eid string, outs []registry.Outcome, fin registry.Finished, err error) {
+	logAttempts := w.log.Enabled(ctx, slog.LevelInfo)
 	for i, o := range outs {
 		if o.Attempt == nil {
 			w.log.WarnContext(ctx, "event expired before delivery", "tenantId", tid, "endpointId", eid,
 				"deliveryId", o.Item.DeliveryID, "eventId", o.Item.EventID)
+			continue
+		}
+		if w.cfg.Observer != nil {
+			w.cfg.Observer.Attempt(string(o.Outcome), time.Duration(o.Attempt.DurationMs)*time.Millisecond)
+		}
+		if !logAttempts {
 			continue
 		}
 		attrs := []any{"tenantId", tid, "endpointId", eid, "eventId", o.Item.EventID, "deliveryId", o.Item.DeliveryID,
@@ -107,9 +115,6 @@ func (w *Worker) report(ctx context.Context, tid, eid string, outs []registry.Ou
 			attrs = append(attrs, "error", o.Attempt.Error)
 		}
 		w.log.InfoContext(ctx, "delivery attempt", attrs...)
-		if w.cfg.Observer != nil {
-			w.cfg.Observer.Attempt(string(o.Outcome), time.Duration(o.Attempt.DurationMs)*time.Millisecond)
-		}
 	}
 	if err == nil && w.cfg.Observer != nil {
 		w.cfg.Observer.Concurrency(eid, fin.Concurrency, w.cfg.EndpointConcurrency)

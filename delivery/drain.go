@@ -229,6 +229,9 @@ func (r *drain) collect(s sent) {
 		delete(r.held, s.Item.DeliveryID)
 		return
 	}
+	if r.batch == nil {
+		r.batch = make([]sent, 0, drainBatch)
+	}
 	r.batch = append(r.batch, s)
 }
 

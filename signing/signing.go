@@ -145,12 +145,19 @@ func SignatureHeader(keys []Key, msgID string, ts time.Time, body []byte) string
 // the same ts for the timestamp header and the signatures so they cannot
 // disagree. With no keys the signature header is empty and receivers refuse it.
 func Headers(keys []Key, msgID string, ts time.Time, body []byte) http.Header {
-	h := make(http.Header, 3)
-	h.Set(HeaderID, msgID)
-	h.Set(HeaderTimestamp, strconv.FormatInt(ts.Unix(), 10))
-	h.Set(HeaderSignature, SignatureHeader(keys, msgID, ts, body))
-	return h
+	return http.Header{
+		canonicalID:        {msgID},
+		canonicalTimestamp: {strconv.FormatInt(ts.Unix(), 10)},
+		canonicalSignature: {SignatureHeader(keys, msgID, ts, body)},
+	}
 }
+
+// The headers' keys as http.Header keeps them, found once instead of at every Set.
+var (
+	canonicalID        = http.CanonicalHeaderKey(HeaderID)
+	canonicalTimestamp = http.CanonicalHeaderKey(HeaderTimestamp)
+	canonicalSignature = http.CanonicalHeaderKey(HeaderSignature)
+)
 
 // appendEntry appends "v1,<base64 sum>" to dst.
 func (k Key) appendEntry(dst []byte, msgID string, unix int64, body []byte) []byte {
