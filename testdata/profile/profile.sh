@@ -5,12 +5,16 @@
 #   testdata/profile/profile.sh                     # flood, 50,000 events
 #   SCENARIO=batch EVENTS=50000 testdata/profile/profile.sh
 #   WEBHOOKD_BIN=/tmp/webhookd-old testdata/profile/profile.sh   # profile another build
+#   SCRIPTS=1 testdata/profile/profile.sh           # also redis-server's time script by script
 #
 # It starts its own redis-server (REDIS_PORT, default 6399) and `webhookd serve` (API_PORT,
 # default 18089) with WEBHOOKD_PPROF_ADDR (PPROF_PORT, default 16060), then runs
 # `webhookbench --target` against them and, while it runs: a 15 s CPU profile and the
 # allocation profile of webhookd (go tool pprof), perf of redis-server (when perf is
-# installed and allowed), and redis-server's INFO commandstats, SLOWLOG and LATENCY.
+# installed and allowed), and redis-server's INFO commandstats, SLOWLOG and LATENCY. With
+# SCRIPTS=1 the slow log keeps every command (a threshold of 0; it measures wall time, so a
+# script preempted on a busy machine reads long: go by the medians) and slowlog_scripts.py
+# sums it by script.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 SCENARIO=${SCENARIO:-flood}
@@ -31,8 +35,11 @@ BIN=${WEBHOOKD_BIN:-$OUT/webhookd}
 [ -n "${WEBHOOKD_BIN:-}" ] || go build -o "$BIN" ./cmd/webhookd
 go build -o "$OUT/webhookbench" ./cmd/webhookbench
 
+SLOWER_THAN=1000
+[ -z "${SCRIPTS:-}" ] || SLOWER_THAN=0
 redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no --dir "$OUT" \
-  --logfile "$OUT/redis.log" --latency-monitor-threshold 1 --slowlog-log-slower-than 1000 &
+  --logfile "$OUT/redis.log" --latency-monitor-threshold 1 --slowlog-log-slower-than "$SLOWER_THAN" \
+  --slowlog-max-len 10000000 &
 pids+=($!)
 REDIS_PID=$!
 until redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1; do sleep 0.1; done
@@ -68,6 +75,7 @@ wait "$BENCH" || true
 
 redis-cli -p "$REDIS_PORT" info commandstats >"$OUT/redis.commandstats.txt"
 redis-cli -p "$REDIS_PORT" slowlog get 20 >"$OUT/redis.slowlog.txt"
+[ -z "${SCRIPTS:-}" ] || redis-cli -p "$REDIS_PORT" --csv slowlog get 10000000 >"$OUT/redis.slowlog.csv"
 redis-cli -p "$REDIS_PORT" latency latest >"$OUT/redis.latency.txt"
 go tool pprof -top -nodecount=40 "$BIN" "$OUT/webhookd.cpu.pprof" >"$OUT/webhookd.cpu.txt" 2>/dev/null
 go tool pprof -top -nodecount=40 -cum "$BIN" "$OUT/webhookd.cpu.pprof" >"$OUT/webhookd.cpu.cum.txt" 2>/dev/null
@@ -80,4 +88,9 @@ echo "--- redis-server commands by time"
 tr ',' ' ' <"$OUT/redis.commandstats.txt" | sed -n 's/^cmdstat_\([a-z|]*\):calls=\([0-9]*\) usec=\([0-9]*\).*/\3 \2 \1/p' |
   sort -rn | head -12 | awk '{printf "  %-14s %10d calls %10d µs\n", $3, $2, $1}'
 [ -s "$OUT/redis.perf.txt" ] && { echo "--- redis-server perf (self, > 1.5 %)"; head -25 "$OUT/redis.perf.txt"; }
-echo "--- slowlog entries over 1 ms: $(grep -c '^[0-9]' "$OUT/redis.slowlog.txt" || true)"
+if [ -n "${SCRIPTS:-}" ]; then
+  echo "--- redis-server time by script (slow log of every command)"
+  python3 testdata/profile/slowlog_scripts.py "$OUT/redis.slowlog.csv"
+else
+  echo "--- slowlog entries over 1 ms: $(grep -c '^[0-9]' "$OUT/redis.slowlog.txt" || true)"
+fi
