@@ -17,8 +17,8 @@ import (
 // gcPercent is the garbage collector's target (GOGC) unless GOGC is set: the heap may grow to
 // five times what is live before a collection, not twice. webhookd's live heap is small (tens
 // of MiB) and it allocates fast, so at Go's default it collects many times a second, each time
-// scanning every goroutine's stack. Measured (BENCHMARKS.md): 8-13 % less of webhookd's CPU
-// per delivery, for 18-32 MiB more peak RSS under a flood; GOGC=100 restores Go's default.
+// scanning every goroutine's stack. Measured (BENCHMARKS.md): 8-12 % less of webhookd's CPU
+// per delivery, for 17-30 MiB more peak RSS under a flood; GOGC=100 restores Go's default.
 const gcPercent = 400
 
 func main() {
