@@ -87,8 +87,8 @@ func attemptError(res Result) string {
 }
 
 // report writes the one log line per attempt (ids, number, status, duration; never the URL, a
-// header value, a secret or a signature; built only when the level logs it) and tells the observer. The disable line and metric
-// come from what Finish did, never from a guess.
+// header value, a secret or a signature; built only when the level logs it) and tells the
+// observer. The disable line and metric come from what Finish did, never from a guess.
 func (w *Worker) report(ctx context.Context, tid, eid string, outs []registry.Outcome, fin registry.Finished, err error) {
 	logAttempts := w.log.Enabled(ctx, slog.LevelInfo)
 	for i, o := range outs {

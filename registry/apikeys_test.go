@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
-	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -487,105 +486,4 @@ func TestOverlappingTenantStatusChanges(t *testing.T) {
 				cur.Status, k.TenantStatus)
 		}
 	})
-}
-
-// TestAuthenticateGroups: requests that name a key while one of its round trips is under way
-// wait and share the next one. Each is answered as alone, in its order: one with another
-// secret INVALID_API_KEY and counted against nothing, each of the others counted once (their
-// remaining budgets are those of requests one after the other), those over the limit refused.
-func TestAuthenticateGroups(t *testing.T) {
-	eachBackend(t, registry.Config{}, func(t *testing.T, e *env) {
-		ctx := t.Context()
-		own, plain := e.apiKey(t, registry.NewKeyParams{TenantID: e.tenant(t, 0).ID, RateLimitPerMinute: 8})
-		gate := &scriptGate{entered: make(chan struct{}), release: make(chan struct{})}
-		c := redis.NewClient(e.rdb.(*redis.Client).Options())
-		t.Cleanup(func() { c.Close() })
-		c.AddHook(gate)
-		s, err := registry.New(registry.Config{Client: c, Now: e.clock.Now})
-		wantNoErr(t, err)
-		_, _, err = s.Authenticate(ctx, plain, 5) // loads the script: one call from here on
-		wantNoErr(t, err)
-		gate.armed.Store(true)
-
-		type answer struct {
-			r   registry.RateResult
-			err error
-		}
-		first := make(chan answer, 1)
-		go func() {
-			_, r, err := s.Authenticate(ctx, plain, 5)
-			first <- answer{r, err}
-		}()
-		<-gate.entered // the first request's round trip is under way, held
-		const n = 9    // 8 with the secret (two over what is left), 1 without
-		answers := make(chan answer, n)
-		for i := range n {
-			token := plain
-			if i == 4 {
-				token = flip(plain, len(plain)-1)
-			}
-			go func() {
-				k, r, err := s.Authenticate(ctx, token, 5)
-				if err == nil && k.ID != own.ID {
-					err = fmt.Errorf("key %s, want %s", k.ID, own.ID)
-				}
-				answers <- answer{r, err}
-			}()
-		}
-		for deadline := time.Now().Add(30 * time.Second); s.AuthWaiting(own.ID, 5) < n; runtime.Gosched() {
-			if time.Now().After(deadline) {
-				close(gate.release)
-				t.Fatalf("%d of %d requests wait for the next group after 30 s", s.AuthWaiting(own.ID, 5), n)
-			}
-		}
-		close(gate.release)
-		if a := <-first; a.err != nil || !a.r.Allowed || a.r.Remaining != 6 {
-			t.Fatalf("first request = %+v, %v; want allowed, 6 remaining", a.r, a.err)
-		}
-		var remaining []int
-		refused, invalid := 0, 0
-		for range n {
-			a := <-answers
-			switch {
-			case errors.Is(a.err, registry.E(registry.CodeInvalidAPIKey)):
-				invalid++
-			case a.err != nil:
-				t.Fatalf("request: %v", a.err)
-			case a.r.Allowed:
-				remaining = append(remaining, a.r.Remaining)
-			default:
-				refused++
-			}
-		}
-		slices.Sort(remaining)
-		if want := []int{0, 1, 2, 3, 4, 5}; !slices.Equal(remaining, want) || refused != 2 || invalid != 1 {
-			t.Errorf("the group's answers: remaining %v, %d refused, %d invalid; want %v, 2 refused, 1 invalid",
-				remaining, refused, invalid, want)
-		}
-		if got := gate.scripts.Load(); got != 2 {
-			t.Errorf("%d script calls for 10 requests, want 2 (the first, then the group that waited)", got)
-		}
-	})
-}
-
-// scriptGate, once armed, holds the first script call until release closes, and counts script
-// calls.
-type scriptGate struct {
-	entered, release chan struct{}
-	armed            atomic.Bool
-	scripts          atomic.Int64
-}
-
-func (g *scriptGate) DialHook(next redis.DialHook) redis.DialHook { return next }
-func (g *scriptGate) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
-	return func(ctx context.Context, cmd redis.Cmder) error {
-		if name := cmd.Name(); g.armed.Load() && (name == "evalsha" || name == "eval") && g.scripts.Add(1) == 1 {
-			close(g.entered)
-			<-g.release
-		}
-		return next(ctx, cmd)
-	}
-}
-func (g *scriptGate) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
-	return next
 }

@@ -37,7 +37,6 @@ type Store struct {
 	inline    int
 	recBatch  int
 	keys      keyRecords
-	auth      authGroups
 }
 
 // MinRedisVersion is the oldest Redis server the store supports (GETDEL, ZRANGE BYSCORE REV, ...).
