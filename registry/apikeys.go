@@ -141,32 +141,73 @@ func (s *Store) recopyTenant(ctx context.Context, k *APIKey) error {
 var authenticateScript = keyScript(mustRead("authenticate"))
 
 // Authenticate resolves a plain key and counts the request against the key's per-minute limit
-// (defaultPerMinute when the key sets none) in one round trip (lua/authenticate.lua). It returns
-// INVALID_API_KEY for a malformed or unknown key, or one whose secret is not the key's, and
-// counts those against nothing; a request with the key's secret counts whatever the caller
-// then answers it. Status and expiry are left to the caller, which must check them in the
-// contract's order before it acts on the rate decision, and must not change the key.
+// (defaultPerMinute when the key sets none) in one round trip (lua/authenticate.lua), shared
+// with the key's other requests of the moment (authGroups). It returns INVALID_API_KEY for a
+// malformed or unknown key, or one whose secret is not the key's, and counts those against
+// nothing; a request with the key's secret counts whatever the caller then answers it, even
+// when ctx ends before the answer. Status and expiry are left to the caller, which must check
+// them in the contract's order before it acts on the rate decision, and must not change the key.
 func (s *Store) Authenticate(ctx context.Context, plain string, defaultPerMinute int) (*APIKey, RateResult, error) {
 	id, ok := tokenID(plain, KeyPrefix)
 	if !ok {
 		return nil, RateResult{}, E(CodeInvalidAPIKey)
 	}
-	kid := "key_" + id
-	v, err := authenticateScript.Run(ctx, s.rdb, []string{apiKeyKey(kid), apiKeyRateKey(kid)}, hashKey(plain),
-		defaultPerMinute).Slice()
-	if err != nil {
-		return nil, RateResult{}, storeErr("authenticate", err)
+	c := &authCall{hash: hashKey(plain), done: make(chan struct{})}
+	s.auth.add(ctx, "key_"+id, defaultPerMinute, c, s.authenticate)
+	select {
+	case <-c.done:
+		return c.key, c.rate, c.err
+	case <-ctx.Done():
+		return nil, RateResult{}, storeErr("authenticate", ctx.Err())
 	}
+}
+
+// authenticate runs one group of Authenticate's calls, all naming key kid (authGroup).
+func (s *Store) authenticate(ctx context.Context, kid string, defaultPerMinute int, calls []*authCall) error {
+	args := make([]any, 0, 1+len(calls))
+	args = append(args, defaultPerMinute)
+	for _, c := range calls {
+		args = append(args, c.hash)
+	}
+	v, err := authenticateScript.Run(ctx, s.rdb, []string{apiKeyKey(kid), apiKeyRateKey(kid)}, args...).Slice()
+	if err != nil {
+		err = storeErr("authenticate", err)
+	} else {
+		err = s.answerAuth(kid, v, calls)
+	}
+	for _, c := range calls {
+		if err != nil {
+			c.key, c.rate, c.err = nil, RateResult{}, err
+		}
+		close(c.done)
+	}
+	return err
+}
+
+// answerAuth reads authenticate.lua's answer into each call of its group; an error is the
+// group's.
+func (s *Store) answerAuth(kid string, v []any, calls []*authCall) error {
 	if len(v) == 0 {
-		return nil, RateResult{}, E(CodeInvalidAPIKey)
+		return E(CodeInvalidAPIKey)
 	}
 	rec, _ := v[0].(string)
 	k, err := s.keys.decode(kid, rec)
 	if err != nil {
-		return nil, RateResult{}, storeErr("authenticate", err)
+		return storeErr("authenticate", err)
 	}
-	_, r, err := rateResult(v[1:])
-	return k, r, err
+	v = v[1:]
+	for _, c := range calls {
+		switch {
+		case len(v) > 0 && v[0] == "0":
+			c.err, v = E(CodeInvalidAPIKey), v[1:]
+		case len(v) >= 5 && v[0] == "1":
+			_, c.rate, c.err = rateResult(v[1:5])
+			c.key, v = k, v[5:]
+		default:
+			return storeErr("authenticate", fmt.Errorf("answer of %d values for %d requests", len(v), len(calls)))
+		}
+	}
+	return nil
 }
 
 // keyRecords remembers, for each key id, the last record Authenticate read and the key decoded

@@ -4,11 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"regexp"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -486,4 +489,196 @@ func TestOverlappingTenantStatusChanges(t *testing.T) {
 				cur.Status, k.TenantStatus)
 		}
 	})
+}
+
+// TestAuthenticateGroups: requests that name a key while one of its round trips is under way
+// wait and share the next one. Each is answered as alone, in its order: one with another
+// secret INVALID_API_KEY and counted against nothing, each of the others counted once (their
+// remaining budgets are those of requests one after the other), those over the limit refused.
+func TestAuthenticateGroups(t *testing.T) {
+	eachBackend(t, registry.Config{}, func(t *testing.T, e *env) {
+		ctx := t.Context()
+		own, plain := e.apiKey(t, registry.NewKeyParams{TenantID: e.tenant(t, 0).ID, RateLimitPerMinute: 8})
+		gate := &scriptGate{entered: make(chan struct{}), release: make(chan struct{})}
+		s := gatedStore(t, e, gate, plain) // its first request leaves 7
+		s.SetAuthWait(time.Minute)
+
+		type answer struct {
+			r   registry.RateResult
+			err error
+		}
+		first := make(chan answer, 1)
+		go func() {
+			_, r, err := s.Authenticate(ctx, plain, 5)
+			first <- answer{r, err}
+		}()
+		<-gate.entered // the first request's round trip is under way, held
+		const n = 9    // 8 with the secret (two over what is left), 1 without
+		answers := make(chan answer, n)
+		for i := range n {
+			token := plain
+			if i == 4 {
+				token = flip(plain, len(plain)-1)
+			}
+			go func() {
+				k, r, err := s.Authenticate(ctx, token, 5)
+				if err == nil && k.ID != own.ID {
+					err = fmt.Errorf("key %s, want %s", k.ID, own.ID)
+				}
+				answers <- answer{r, err}
+			}()
+		}
+		waitInLine(t, s, own.ID, n, gate)
+		close(gate.release)
+		if a := <-first; a.err != nil || !a.r.Allowed || a.r.Remaining != 6 {
+			t.Fatalf("first request = %+v, %v; want allowed, 6 remaining", a.r, a.err)
+		}
+		var remaining []int
+		refused, invalid := 0, 0
+		for range n {
+			a := <-answers
+			switch {
+			case errors.Is(a.err, registry.E(registry.CodeInvalidAPIKey)):
+				invalid++
+			case a.err != nil:
+				t.Fatalf("request: %v", a.err)
+			case a.r.Allowed:
+				remaining = append(remaining, a.r.Remaining)
+			default:
+				refused++
+			}
+		}
+		slices.Sort(remaining)
+		if want := []int{0, 1, 2, 3, 4, 5}; !slices.Equal(remaining, want) || refused != 2 || invalid != 1 {
+			t.Errorf("the group's answers: remaining %v, %d refused, %d invalid; want %v, 2 refused, 1 invalid",
+				remaining, refused, invalid, want)
+		}
+		if got := gate.scripts.Load(); got != 2 {
+			t.Errorf("%d script calls for 10 requests, want 2 (the first, then the group that waited)", got)
+		}
+	})
+}
+
+// TestAuthenticateGroupsOutage: when a group finds Redis out of reach, the requests in line get
+// 503 SERVICE_UNAVAILABLE with it, not one failing round trip after another.
+func TestAuthenticateGroupsOutage(t *testing.T) {
+	eachBackend(t, registry.Config{}, func(t *testing.T, e *env) {
+		ctx := t.Context()
+		own, plain := e.apiKey(t, registry.NewKeyParams{TenantID: e.tenant(t, 0).ID})
+		gate := &scriptGate{entered: make(chan struct{}), release: make(chan struct{}),
+			fail: &net.OpError{Op: "read", Net: "tcp", Err: syscall.ECONNRESET}}
+		s := gatedStore(t, e, gate, plain)
+		s.SetAuthWait(time.Minute)
+		const n = 6
+		errs := make(chan error, n)
+		for range n {
+			go func() {
+				_, _, err := s.Authenticate(ctx, plain, 5)
+				errs <- err
+			}()
+		}
+		<-gate.entered
+		waitInLine(t, s, own.ID, n-1, gate)
+		close(gate.release)
+		for range n {
+			wantCode(t, <-errs, registry.CodeServiceUnavailable)
+		}
+		if got := gate.scripts.Load(); got != 1 {
+			t.Errorf("%d script calls, want 1: those in line share the failed one's answer", got)
+		}
+	})
+}
+
+// TestAuthenticateWaitsBounded: a request waits in line for its key's next group at most the
+// wait; then it goes alone (a round trip that takes that long finds Redis slow or out of
+// reach, where each request on its own gets its answer soonest).
+func TestAuthenticateWaitsBounded(t *testing.T) {
+	eachBackend(t, registry.Config{}, func(t *testing.T, e *env) {
+		ctx := t.Context()
+		_, plain := e.apiKey(t, registry.NewKeyParams{TenantID: e.tenant(t, 0).ID})
+		gate := &scriptGate{entered: make(chan struct{}), release: make(chan struct{})}
+		s := gatedStore(t, e, gate, plain)
+		s.SetAuthWait(time.Millisecond)
+		first := make(chan error, 1)
+		go func() {
+			_, _, err := s.Authenticate(ctx, plain, 5)
+			first <- err
+		}()
+		<-gate.entered
+		defer close(gate.release)
+		alone := make(chan error)
+		go func() {
+			for range 3 { // each answered while the first request's round trip is held
+				_, r, err := s.Authenticate(ctx, plain, 5)
+				if err == nil && !r.Allowed {
+					err = fmt.Errorf("refused: %+v", r)
+				}
+				alone <- err
+			}
+		}()
+		for i := range 3 {
+			select {
+			case err := <-alone:
+				wantNoErr(t, err)
+			case <-time.After(30 * time.Second):
+				t.Fatalf("request %d still waits behind a held round trip after 30 s", i)
+			}
+		}
+		if got := gate.scripts.Load(); got != 4 {
+			t.Errorf("%d script calls, want 4 (the held one and three alone)", got)
+		}
+	})
+}
+
+// gatedStore is a store whose client goes through gate, armed once a first Authenticate of
+// plain has loaded the script (one script call a round trip from then on).
+func gatedStore(t *testing.T, e *env, gate *scriptGate, plain string) *registry.Store {
+	t.Helper()
+	c := redis.NewClient(e.rdb.(*redis.Client).Options())
+	t.Cleanup(func() { c.Close() })
+	c.AddHook(gate)
+	s, err := registry.New(registry.Config{Client: c, Now: e.clock.Now})
+	wantNoErr(t, err)
+	_, _, err = s.Authenticate(t.Context(), plain, 5)
+	wantNoErr(t, err)
+	gate.armed.Store(true)
+	return s
+}
+
+// waitInLine waits until n requests of key kid are in line for its next group.
+func waitInLine(t *testing.T, s *registry.Store, kid string, n int, gate *scriptGate) {
+	t.Helper()
+	for deadline := time.Now().Add(30 * time.Second); s.AuthWaiting(kid, 5) < n; runtime.Gosched() {
+		if time.Now().After(deadline) {
+			close(gate.release)
+			t.Fatalf("%d of %d requests in line for the next group after 30 s", s.AuthWaiting(kid, 5), n)
+		}
+	}
+}
+
+// scriptGate, once armed, holds the first script call until release closes (then fails it with
+// fail, when set), and counts script calls.
+type scriptGate struct {
+	entered, release chan struct{}
+	fail             error
+	armed            atomic.Bool
+	scripts          atomic.Int64
+}
+
+func (g *scriptGate) DialHook(next redis.DialHook) redis.DialHook { return next }
+func (g *scriptGate) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		if name := cmd.Name(); g.armed.Load() && (name == "evalsha" || name == "eval") && g.scripts.Add(1) == 1 {
+			close(g.entered)
+			<-g.release
+			if g.fail != nil {
+				cmd.SetErr(g.fail)
+				return g.fail
+			}
+		}
+		return next(ctx, cmd)
+	}
+}
+func (g *scriptGate) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return next
 }

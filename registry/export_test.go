@@ -58,3 +58,11 @@ func (s *Store) PageOf(ctx context.Context, keys []string, min, max string, pg P
 
 // ShallowPage is how deep a union's page may end and still be read from the top of each set.
 const ShallowPage = shallowPage
+
+// AuthWaiting is how many Authenticate calls naming key kid wait for the next group.
+func (s *Store) AuthWaiting(kid string, defaultPerMinute int) int {
+	return s.auth.waitingFor(kid, defaultPerMinute)
+}
+
+// SetAuthWait sets how long an Authenticate call waits in line for its key's next group.
+func (s *Store) SetAuthWait(d time.Duration) { s.auth.wait = d }

@@ -37,6 +37,7 @@ type Store struct {
 	inline    int
 	recBatch  int
 	keys      keyRecords
+	auth      authGroups
 }
 
 // MinRedisVersion is the oldest Redis server the store supports (GETDEL, ZRANGE BYSCORE REV, ...).
