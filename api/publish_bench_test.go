@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"net/http/httptest"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -22,6 +24,36 @@ func BenchmarkPublish(b *testing.B) {
 // BenchmarkPublishBatch is BenchmarkPublish with 100 events a request; figures are per event.
 func BenchmarkPublishBatch(b *testing.B) {
 	benchPublish(b, "/api/v1/events/batch", mustJSON(b, batchOf(100)), 100)
+}
+
+// BenchmarkBareRequest is what an API request costs before webhookd does anything with it: the
+// same client POSTs BenchmarkPublish's body to a bare net/http server whose handler reads it
+// and answers 202 with a body the size of a publish's answer. BenchmarkPublish's cpu-ns/op less
+// this one's is the API's own work (routing, checks, JSON) and its two Redis round trips.
+func BenchmarkBareRequest(b *testing.B) {
+	body := mustJSON(b, batchEvent(0, registry.EventScanCompleted))
+	answer := bytes.Repeat([]byte("a"), 130)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusAccepted)
+		_, _ = w.Write(answer)
+	}))
+	defer srv.Close()
+	client := &http.Client{Timeout: 30 * time.Second}
+	b.ReportAllocs()
+	cpu0 := processCPU()
+	for b.Loop() {
+		req, _ := http.NewRequestWithContext(b.Context(), http.MethodPost, srv.URL+"/api/v1/events", bytes.NewReader(body))
+		req.Header.Set("X-API-Key", "cix_sk_"+strings.Repeat("a", 48))
+		res, err := client.Do(req)
+		if err != nil {
+			b.Fatal(err)
+		}
+		_, _ = io.Copy(io.Discard, res.Body)
+		res.Body.Close()
+	}
+	b.ReportMetric(float64(processCPU()-cpu0)/float64(b.N), "cpu-ns/op")
 }
 
 func benchPublish(b *testing.B, path string, body []byte, perRequest int) {
