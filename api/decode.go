@@ -13,8 +13,8 @@ import (
 	"github.com/labstack/echo/v4"
 )
 
-// object is a decoded JSON object body whose fields are checked one by one, so that a missing
-// field and a field of the wrong type each get their own error code.
+// object is a JSON object body, read strictly (checkStrict), whose fields are checked one by
+// one, so that a missing field and a field of the wrong type each get their own error code.
 type object struct {
 	fields map[string]json.RawMessage
 	names  []string // in document order
@@ -68,45 +68,30 @@ func parseObject(b []byte) (object, error) {
 	if len(b) == 0 || b[0] != '{' {
 		return object{}, registry.E(registry.CodeInvalidJSON)
 	}
-	names, err := checkStrict(b)
+	fields, names, err := checkStrict(b)
 	if err != nil {
 		return object{}, registry.Wrap(registry.CodeInvalidJSON, err)
 	}
-	o := object{names: names, raw: b}
-	if err := json.Unmarshal(b, &o.fields); err != nil {
-		return object{}, registry.Wrap(registry.CodeInvalidJSON, err)
-	}
-	return o, nil
+	return object{fields: fields, names: names, raw: b}, nil
 }
 
-// nestedObject decodes an object found inside a body that readObject already checked as a
-// whole: the strict walk is not repeated, and the names' document order is found only when
-// only needs it.
+// nestedObject reads an object found inside a body that readObject already checked as a
+// whole: the strict walk is not repeated.
 func nestedObject(b []byte) (object, error) {
 	b = bytes.TrimSpace(b)
 	if len(b) == 0 || b[0] != '{' {
 		return object{}, registry.E(registry.CodeInvalidJSON)
 	}
-	o := object{raw: b}
-	if err := json.Unmarshal(b, &o.fields); err != nil {
+	fields, names, err := checkedFields(b)
+	if err != nil {
 		return object{}, registry.Wrap(registry.CodeInvalidJSON, err)
 	}
-	return o, nil
+	return object{fields: fields, names: names, raw: b}, nil
 }
 
 // only answers UNKNOWN_FIELD naming the first field, in document order, that is not one of
 // allowed: read-only and misspelt fields are refused rather than silently ignored.
 func (o object) only(allowed ...string) error {
-	if o.names == nil {
-		unknown := false
-		for n := range o.fields {
-			unknown = unknown || !containsString(allowed, n)
-		}
-		if !unknown {
-			return nil
-		}
-		o.names, _ = checkStrict(o.raw)
-	}
 	for _, n := range o.names {
 		if !containsString(allowed, n) {
 			return registry.E(registry.CodeUnknownField, o.path+safeName(n))
@@ -156,6 +141,11 @@ func (o object) nested(field string) (object, error) {
 }
 
 func (o object) str(field string, required bool) (*string, error) {
+	// The body is valid JSON, so a string without escapes is what its quotes hold.
+	if raw := o.fields[field]; len(raw) >= 2 && raw[0] == '"' && bytes.IndexByte(raw, '\\') < 0 {
+		s := string(raw[1 : len(raw)-1])
+		return &s, nil
+	}
 	var s string
 	ok, err := o.decode(field, "string", required, &s)
 	if !ok {
@@ -173,9 +163,27 @@ func (o object) text(field string, max int) (*string, error) {
 	return s, err
 }
 
+// array reads a field that is an array, each element as found in the body.
+func (o object) array(field string, required bool) ([]json.RawMessage, bool, error) {
+	if !o.has(field) {
+		if required {
+			return nil, false, registry.E(registry.CodeMissingRequiredField, o.path+field)
+		}
+		return nil, false, nil
+	}
+	raw := o.fields[field]
+	if raw[0] != '[' {
+		return nil, false, registry.E(registry.CodeInvalidFieldType, o.path+field, "array")
+	}
+	items, err := checkedElements(raw)
+	if err != nil {
+		return nil, false, registry.Wrap(registry.CodeInvalidJSON, err)
+	}
+	return items, true, nil
+}
+
 func (o object) strings(field string, required bool) ([]string, bool, error) {
-	var raw []json.RawMessage
-	ok, err := o.decode(field, "array", required, &raw)
+	raw, ok, err := o.array(field, required)
 	if !ok {
 		return nil, false, err
 	}

@@ -60,8 +60,8 @@ func (s *Server) publishBatch(c echo.Context) error {
 	if err := o.only("events"); err != nil {
 		return err
 	}
-	var items []json.RawMessage
-	if _, err := o.decode("events", "array", true, &items); err != nil {
+	items, _, err := o.array("events", true)
+	if err != nil {
 		return err
 	}
 	if len(items) == 0 || len(items) > maxBatch {

@@ -45,18 +45,58 @@ func NewEventID() string {
 	return "evt_" + strings.ReplaceAll(id.String(), "-", "")
 }
 
-// EventBody is the JSON every receiver gets: {"id","type","timestamp","data"}.
+// EventBody is the JSON every receiver gets: {"id","type","timestamp","data"}, as
+// encoding/json writes it (TestEventBodyAsMarshalled): data compacted, with <, >, & and
+// U+2028/U+2029 escaped in it.
 func EventBody(id, typ string, ts time.Time, data json.RawMessage) ([]byte, error) {
-	var compact bytes.Buffer
-	if err := json.Compact(&compact, data); err != nil {
-		return nil, err
+	var b bytes.Buffer
+	b.Grow(len(id) + len(typ) + len(data) + 80)
+	b.WriteString(`{"id":`)
+	writeString(&b, id)
+	b.WriteString(`,"type":`)
+	writeString(&b, typ)
+	b.WriteString(`,"timestamp":"`)
+	b.Write(ts.UTC().AppendFormat(b.AvailableBuffer(), time.RFC3339Nano))
+	b.WriteString(`","data":`)
+	if !needsEscape(data) {
+		if err := json.Compact(&b, data); err != nil {
+			return nil, err
+		}
+	} else {
+		var compact bytes.Buffer
+		if err := json.Compact(&compact, data); err != nil {
+			return nil, err
+		}
+		json.HTMLEscape(&b, compact.Bytes())
 	}
-	return json.Marshal(struct {
-		ID        string          `json:"id"`
-		Type      string          `json:"type"`
-		Timestamp string          `json:"timestamp"`
-		Data      json.RawMessage `json:"data"`
-	}{id, typ, ts.UTC().Format(time.RFC3339Nano), compact.Bytes()})
+	b.WriteByte('}')
+	return b.Bytes(), nil
+}
+
+// needsEscape reports whether data may hold what encoding/json escapes in it: <, >, & or the
+// first byte of U+2028 and U+2029.
+func needsEscape(data []byte) bool {
+	for _, c := range data {
+		if c == '<' || c == '>' || c == '&' || c == 0xe2 {
+			return true
+		}
+	}
+	return false
+}
+
+// writeString writes s as a JSON string: between quotes when nothing in it needs escaping, as
+// encoding/json escapes it otherwise.
+func writeString(b *bytes.Buffer, s string) {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c > 0x7e || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			q, _ := json.Marshal(s)
+			b.Write(q)
+			return
+		}
+	}
+	b.WriteByte('"')
+	b.WriteString(s)
+	b.WriteByte('"')
 }
 
 // Publish stores one event and queues its work: PublishBatch with a batch of one.
