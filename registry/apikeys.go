@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -142,7 +143,7 @@ var authenticateScript = keyScript(mustRead("authenticate"))
 
 // Authenticate resolves a plain key and counts the request against the key's per-minute limit
 // (defaultPerMinute when the key sets none) in one round trip (lua/authenticate.lua), shared
-// with the key's other requests of the moment (authGroups). It returns INVALID_API_KEY for a
+// with the key's other requests of the moment (groups). It returns INVALID_API_KEY for a
 // malformed or unknown key, or one whose secret is not the key's, and counts those against
 // nothing; a request with the key's secret counts whatever the caller then answers it, even
 // when ctx ends before the answer. Status and expiry are left to the caller, which must check
@@ -152,17 +153,27 @@ func (s *Store) Authenticate(ctx context.Context, plain string, defaultPerMinute
 	if !ok {
 		return nil, RateResult{}, E(CodeInvalidAPIKey)
 	}
-	c := &authCall{hash: hashKey(plain), done: make(chan struct{})}
-	s.auth.add(ctx, "key_"+id, defaultPerMinute, c, s.authenticate)
-	select {
-	case <-c.done:
-		return c.key, c.rate, c.err
-	case <-ctx.Done():
-		return nil, RateResult{}, storeErr("authenticate", ctx.Err())
+	kid := "key_" + id
+	c := &authCall{waiter: newWaiter(), hash: hashKey(plain)}
+	err := s.auth.do(ctx, kid+"/"+strconv.Itoa(defaultPerMinute), c, func(ctx context.Context, calls []*authCall) error {
+		return s.authenticate(ctx, kid, defaultPerMinute, calls)
+	})
+	if err != nil {
+		return nil, RateResult{}, err
 	}
+	return c.key, c.rate, nil
 }
 
-// authenticate runs one group of Authenticate's calls, all naming key kid (authGroup).
+// authCall is one request's authentication: its token's hash, then its answer.
+type authCall struct {
+	waiter
+	hash string
+	key  *APIKey
+	rate RateResult
+}
+
+// authenticate runs one group of Authenticate's calls, all naming key kid with the same
+// default limit.
 func (s *Store) authenticate(ctx context.Context, kid string, defaultPerMinute int, calls []*authCall) error {
 	args := make([]any, 0, 1+len(calls))
 	args = append(args, defaultPerMinute)
@@ -179,7 +190,7 @@ func (s *Store) authenticate(ctx context.Context, kid string, defaultPerMinute i
 		if err != nil {
 			c.key, c.rate, c.err = nil, RateResult{}, err
 		}
-		close(c.done)
+		c.answer(c.err)
 	}
 	return err
 }

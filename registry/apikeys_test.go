@@ -501,7 +501,7 @@ func TestAuthenticateGroups(t *testing.T) {
 		own, plain := e.apiKey(t, registry.NewKeyParams{TenantID: e.tenant(t, 0).ID, RateLimitPerMinute: 8})
 		gate := &scriptGate{entered: make(chan struct{}), release: make(chan struct{})}
 		s := gatedStore(t, e, gate, plain) // its first request leaves 7
-		s.SetAuthWait(time.Minute)
+		s.SetGroupWait(time.Minute)
 
 		type answer struct {
 			r   registry.RateResult
@@ -568,7 +568,7 @@ func TestAuthenticateGroupsOutage(t *testing.T) {
 		gate := &scriptGate{entered: make(chan struct{}), release: make(chan struct{}),
 			fail: &net.OpError{Op: "read", Net: "tcp", Err: syscall.ECONNRESET}}
 		s := gatedStore(t, e, gate, plain)
-		s.SetAuthWait(time.Minute)
+		s.SetGroupWait(time.Minute)
 		const n = 6
 		errs := make(chan error, n)
 		for range n {
@@ -598,7 +598,7 @@ func TestAuthenticateWaitsBounded(t *testing.T) {
 		_, plain := e.apiKey(t, registry.NewKeyParams{TenantID: e.tenant(t, 0).ID})
 		gate := &scriptGate{entered: make(chan struct{}), release: make(chan struct{})}
 		s := gatedStore(t, e, gate, plain)
-		s.SetAuthWait(time.Millisecond)
+		s.SetGroupWait(time.Millisecond)
 		first := make(chan error, 1)
 		go func() {
 			_, _, err := s.Authenticate(ctx, plain, 5)
@@ -634,13 +634,22 @@ func TestAuthenticateWaitsBounded(t *testing.T) {
 // plain has loaded the script (one script call a round trip from then on).
 func gatedStore(t *testing.T, e *env, gate *scriptGate, plain string) *registry.Store {
 	t.Helper()
+	return gated(t, e, gate, func(s *registry.Store) error {
+		_, _, err := s.Authenticate(t.Context(), plain, 5)
+		return err
+	})
+}
+
+// gated is a store whose client goes through gate, armed once warm has loaded the script it
+// calls.
+func gated(t *testing.T, e *env, gate *scriptGate, warm func(*registry.Store) error) *registry.Store {
+	t.Helper()
 	c := redis.NewClient(e.rdb.(*redis.Client).Options())
 	t.Cleanup(func() { c.Close() })
 	c.AddHook(gate)
 	s, err := registry.New(registry.Config{Client: c, Now: e.clock.Now})
 	wantNoErr(t, err)
-	_, _, err = s.Authenticate(t.Context(), plain, 5)
-	wantNoErr(t, err)
+	wantNoErr(t, warm(s))
 	gate.armed.Store(true)
 	return s
 }

@@ -3,6 +3,7 @@ package registry
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strconv"
 	"time"
 
@@ -88,16 +89,69 @@ var publishScript = script("publish")
 // (QUOTA_EXCEEDED when the batch would pass the quota); a key already used with another
 // request hash is IDEMPOTENCY_KEY_REUSED, and one used with the same returns the first
 // batch, Replayed. An event to which at most Config.InlineFanout endpoints subscribe has its
-// deliveries queued in the same step; otherwise an outbox entry guarantees its fan-out.
+// deliveries queued in the same step; otherwise an outbox entry guarantees its fan-out. The
+// script call is shared with the tenant's other publishes of the moment (groups), each
+// stored as it would be alone.
 func (s *Store) PublishEvents(ctx context.Context, tid string, b NewBatch) (*StoredBatch, error) {
 	if len(b.Events) == 0 {
 		return nil, E(CodeInternal)
 	}
+	c := &publishCall{waiter: newWaiter(), batch: b}
+	subject := tid + "/" + strconv.FormatInt(b.Quota, 10) + "/" + strconv.FormatBool(b.Internal)
+	err := s.publishes.do(ctx, subject, c, func(ctx context.Context, calls []*publishCall) error {
+		return s.publish(ctx, tid, calls)
+	})
+	switch {
+	case err != nil:
+		return nil, err
+	case c.replay != "":
+		return s.replay(ctx, tid, c.replay, b.RequestHash)
+	}
+	return c.stored, nil
+}
+
+// publishCall is one PublishEvents call: its batch, then what the script did with it.
+type publishCall struct {
+	waiter
+	batch  NewBatch
+	stored *StoredBatch
+	replay string // the idempotency record of an earlier batch
+}
+
+// publish runs one group of PublishEvents calls of tenant tid, of one quota and kind, in one
+// script call (lua/publish.lua).
+func (s *Store) publish(ctx context.Context, tid string, calls []*publishCall) error {
+	first := calls[0].batch
+	keys := []string{outboxKey(tid)}
+	args := []any{tenantTag(tid), namespace, s.retentionSec(), int64(s.idemTTL / time.Second), first.Quota,
+		int64(40 * 24 * time.Hour / time.Second), first.Internal, s.inline}
+	for _, c := range calls {
+		keys, args = publishArgs(tid, c.batch, keys, args)
+	}
+	res, err := publishScript.Run(ctx, s.rdb, keys, args...).StringSlice()
+	if err != nil {
+		err = storeErr("publish events", err)
+	}
+	for _, c := range calls {
+		if err == nil {
+			res, err = c.read(tid, res)
+		}
+		if err != nil {
+			c.stored, c.replay = nil, ""
+			c.err = err
+		}
+	}
+	for _, c := range calls {
+		c.answer(c.err)
+	}
+	return err
+}
+
+// publishArgs appends a batch's keys and arguments for lua/publish.lua.
+func publishArgs(tid string, b NewBatch, keys []string, args []any) ([]string, []any) {
 	at := b.Events[0].CreatedAt
-	keys := []string{idempotencyKey(tid, b.IdempotencyKey), usageKey(tid, at.UTC().Format("2006-01")), outboxKey(tid)}
-	args := make([]any, 0, 11+7*len(b.Events))
-	args = append(args, tenantTag(tid), namespace, s.retentionSec(), int64(s.idemTTL/time.Second), b.Quota,
-		int64(40*24*time.Hour/time.Second), idemHead(b), b.Internal, s.inline, ms(at), unixDay(at))
+	keys = append(keys, idempotencyKey(tid, b.IdempotencyKey), usageKey(tid, at.UTC().Format("2006-01")))
+	args = append(args, idemHead(b), ms(at), unixDay(at), len(b.Events))
 	for _, n := range b.Events {
 		keys = append(keys, eventKey(tid, n.ID), subscribersKey(tid, n.Type), eventsKey(tid, n.Type))
 		lane, laneBytes := LaneOf(n.ScanID), ""
@@ -107,27 +161,40 @@ func (s *Store) PublishEvents(ctx context.Context, tid string, b NewBatch) (*Sto
 		idB, _ := idBytes(n.ID)
 		args = append(args, n.ID, n.Type, keptBody(n.ID, n.Type, n.Body), lane, n.Exclude, idB, laneBytes)
 	}
-	res, err := publishScript.Run(ctx, s.rdb, keys, args...).StringSlice()
-	if err != nil {
-		return nil, storeErr("publish events", err)
+	return keys, args
+}
+
+// read takes the call's answer off the front of lua/publish.lua's and returns the rest. The
+// call's own outcome (QUOTA_EXCEEDED) is its err; an error returned is the group's.
+func (c *publishCall) read(tid string, res []string) ([]string, error) {
+	b, n := c.batch, len(c.batch.Events)
+	switch {
+	case len(res) >= 2 && res[0] == "replay":
+		c.replay = res[1]
+		return res[2:], nil
+	case len(res) >= 1 && res[0] == "quota":
+		c.err = E(CodeQuotaExceeded)
+		return res[1:], nil
+	case len(res) < 2+2*n || res[0] != "ok":
+		return nil, storeErr("publish events", fmt.Errorf("answer of %d values for %d events", len(res), n))
 	}
-	switch res[0] {
-	case "quota":
-		return nil, E(CodeQuotaExceeded)
-	case "replay":
-		return s.replay(ctx, tid, res[1], b.RequestHash)
+	drains, _ := strconv.Atoi(res[1+2*n])
+	if len(res) < 2+2*n+drains {
+		return nil, storeErr("publish events", fmt.Errorf("answer of %d values for %d drains", len(res), drains))
 	}
-	sb := &StoredBatch{Events: make([]*Stored, len(b.Events)), Drains: parseDrains(res[1+2*len(b.Events):])}
-	for i, n := range b.Events {
+	at := b.Events[0].CreatedAt
+	sb := &StoredBatch{Events: make([]*Stored, n), Drains: parseDrains(res[2+2*n : 2+2*n+drains])}
+	for i, e := range b.Events {
 		cnt, _ := strconv.Atoi(res[2+2*i])
-		ev := &Event{ID: n.ID, TenantID: tid, Type: n.Type, CreatedAt: at.UTC(), Body: n.Body}
+		ev := &Event{ID: e.ID, TenantID: tid, Type: e.Type, CreatedAt: at.UTC(), Body: e.Body}
 		sb.Events[i] = &Stored{Event: ev, Deliveries: cnt, Inline: res[1+2*i] == "inline", counted: !b.Internal}
 	}
 	record := idemRecord(idemHead(b), sb.Events)
 	for _, st := range sb.Events {
 		st.record = record
 	}
-	return sb, nil
+	c.stored = sb
+	return res[2+2*n+drains:], nil
 }
 
 var retractScript = script("retract")

@@ -2,6 +2,7 @@ package registry
 
 import (
 	"context"
+	"strconv"
 	"testing"
 	"time"
 )
@@ -61,8 +62,14 @@ const ShallowPage = shallowPage
 
 // AuthWaiting is how many Authenticate calls naming key kid wait for the next group.
 func (s *Store) AuthWaiting(kid string, defaultPerMinute int) int {
-	return s.auth.waitingFor(kid, defaultPerMinute)
+	return s.auth.inLine(kid + "/" + strconv.Itoa(defaultPerMinute))
 }
 
-// SetAuthWait sets how long an Authenticate call waits in line for its key's next group.
-func (s *Store) SetAuthWait(d time.Duration) { s.auth.wait = d }
+// PublishWaiting is how many PublishEvents calls of tenant tid with that quota wait for the
+// next group.
+func (s *Store) PublishWaiting(tid string, quota int64) int {
+	return s.publishes.inLine(tid + "/" + strconv.FormatInt(quota, 10) + "/false")
+}
+
+// SetGroupWait sets how long a call waits in line for its subject's next group.
+func (s *Store) SetGroupWait(d time.Duration) { s.auth.wait, s.publishes.wait = d, d }

@@ -37,7 +37,8 @@ type Store struct {
 	inline    int
 	recBatch  int
 	keys      keyRecords
-	auth      authGroups
+	auth      groups[*authCall]
+	publishes groups[*publishCall]
 }
 
 // MinRedisVersion is the oldest Redis server the store supports (GETDEL, ZRANGE BYSCORE REV, ...).
