@@ -84,7 +84,7 @@ func checkStrict(b []byte) (map[string]json.RawMessage, []string, error) {
 }
 
 // valueAt is the value that ends at end in b, read from start: the ':' after a name or the ','
-// after an element before it, and any space, are left out. It can be appended to without touching b.
+// after an element before it, and any space, are left out. Appending to it leaves b as it is.
 func valueAt(b []byte, start, end int64) json.RawMessage {
 	v := bytes.TrimLeft(b[start:end], " \t\r\n:,")
 	return v[:len(v):len(v)]

@@ -46,7 +46,7 @@ func NewEventID() string {
 }
 
 // EventBody is the JSON every receiver gets: {"id","type","timestamp","data"}, as
-// encoding/json writes it (TestEventBodyAsMarshalled): data compacted, with <, >, & and
+// encoding/json writes it (FuzzEventBodyAsMarshalled): data compacted, with <, >, & and
 // U+2028/U+2029 escaped in it.
 func EventBody(id, typ string, ts time.Time, data json.RawMessage) ([]byte, error) {
 	var b bytes.Buffer
