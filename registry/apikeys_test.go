@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net"
 	"regexp"
-	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -657,12 +656,7 @@ func gated(t *testing.T, e *env, gate *scriptGate, warm func(*registry.Store) er
 // waitInLine waits until n requests of key kid are in line for its next group.
 func waitInLine(t *testing.T, s *registry.Store, kid string, n int, gate *scriptGate) {
 	t.Helper()
-	for deadline := time.Now().Add(30 * time.Second); s.AuthWaiting(kid, 5) < n; runtime.Gosched() {
-		if time.Now().After(deadline) {
-			close(gate.release)
-			t.Fatalf("%d of %d requests in line for the next group after 30 s", s.AuthWaiting(kid, 5), n)
-		}
-	}
+	waitFor(t, gate, func() bool { return s.AuthWaiting(kid, 5) >= n })
 }
 
 // scriptGate, once armed, holds the first script call until release closes (then fails it with

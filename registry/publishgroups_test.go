@@ -25,7 +25,7 @@ func TestPublishGroups(t *testing.T) {
 		e.endpoint(t, tn.ID)
 		gate := &scriptGate{entered: make(chan struct{}), release: make(chan struct{})}
 		s := gated(t, e, gate, func(s *registry.Store) error { // counts 1 of the 6
-			_, err := s.PublishEvents(t.Context(), tn.ID, e.quota(e.newBatch(1, ""), 6))
+			_, err := s.PublishEvents(t.Context(), tn.ID, withQuota(e.newBatch(1, ""), 6))
 			return err
 		})
 		s.SetGroupWait(time.Minute)
@@ -37,18 +37,18 @@ func TestPublishGroups(t *testing.T) {
 			}()
 			return out
 		}
-		held := publish(e.quota(e.newBatch(1, ""), 6)) // counts 2
+		held := publish(withQuota(e.newBatch(1, ""), 6)) // counts 2
 		<-gate.entered
-		keyed, other := e.quota(e.newBatch(1, "k1"), 6), e.quota(e.newBatch(1, "k1"), 6)
+		keyed, other := withQuota(e.newBatch(1, "k1"), 6), withQuota(e.newBatch(1, "k1"), 6)
 		other.RequestHash = "another"
 		line := []registry.NewBatch{
-			keyed,                           // stored: 3
-			e.quota(e.newBatch(1, "k1"), 6), // replays keyed
-			other,                           // IDEMPOTENCY_KEY_REUSED
-			e.quota(e.newBatch(2, ""), 6),   // stored: 5
-			e.quota(e.newBatch(2, ""), 6),   // QUOTA_EXCEEDED: 7
-			e.quota(e.newBatch(1, ""), 6),   // stored: 6
-			e.quota(e.newBatch(1, ""), 6),   // QUOTA_EXCEEDED
+			keyed,                             // stored: 3
+			withQuota(e.newBatch(1, "k1"), 6), // replays keyed
+			other,                             // IDEMPOTENCY_KEY_REUSED
+			withQuota(e.newBatch(2, ""), 6),   // stored: 5
+			withQuota(e.newBatch(2, ""), 6),   // QUOTA_EXCEEDED: 7
+			withQuota(e.newBatch(1, ""), 6),   // stored: 6
+			withQuota(e.newBatch(1, ""), 6),   // QUOTA_EXCEEDED
 		}
 		var outs []chan publishOutcome
 		for i, b := range line { // one at a time, so the line's order is known
@@ -127,8 +127,8 @@ func TestPublishLeavesLine(t *testing.T) {
 	})
 }
 
-// quota sets b's quota.
-func (e *env) quota(b registry.NewBatch, q int64) registry.NewBatch {
+// withQuota is b with quota q.
+func withQuota(b registry.NewBatch, q int64) registry.NewBatch {
 	b.Quota = q
 	return b
 }
