@@ -155,13 +155,18 @@ func (s *Store) Authenticate(ctx context.Context, plain string, defaultPerMinute
 	}
 	kid := "key_" + id
 	c := &authCall{waiter: newWaiter(), hash: hashKey(plain)}
-	err := s.auth.do(ctx, kid+"/"+strconv.Itoa(defaultPerMinute), c, func(ctx context.Context, calls []*authCall) error {
+	err := s.auth.do(ctx, authSubject(kid, defaultPerMinute), c, func(ctx context.Context, calls []*authCall) error {
 		return s.authenticate(ctx, kid, defaultPerMinute, calls)
 	})
 	if err != nil {
 		return nil, RateResult{}, err
 	}
 	return c.key, c.rate, nil
+}
+
+// authSubject is what Authenticate's calls group by: the key and the default limit.
+func authSubject(kid string, defaultPerMinute int) string {
+	return kid + "/" + strconv.Itoa(defaultPerMinute)
 }
 
 // authCall is one request's authentication: its token's hash, then its answer.

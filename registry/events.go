@@ -97,8 +97,7 @@ func (s *Store) PublishEvents(ctx context.Context, tid string, b NewBatch) (*Sto
 		return nil, E(CodeInternal)
 	}
 	c := &publishCall{waiter: newWaiter(), batch: b}
-	subject := tid + "/" + strconv.FormatInt(b.Quota, 10) + "/" + strconv.FormatBool(b.Internal)
-	err := s.publishes.do(ctx, subject, c, func(ctx context.Context, calls []*publishCall) error {
+	err := s.publishes.do(ctx, publishSubject(tid, b.Quota, b.Internal), c, func(ctx context.Context, calls []*publishCall) error {
 		return s.publish(ctx, tid, calls)
 	})
 	switch {
@@ -108,6 +107,12 @@ func (s *Store) PublishEvents(ctx context.Context, tid string, b NewBatch) (*Sto
 		return s.replay(ctx, tid, c.replay, b.RequestHash)
 	}
 	return c.stored, nil
+}
+
+// publishSubject is what PublishEvents calls group by: the tenant, the quota and whether the
+// events are webhookd's own (the script takes those once for a group).
+func publishSubject(tid string, quota int64, internal bool) string {
+	return tid + "/" + strconv.FormatInt(quota, 10) + "/" + strconv.FormatBool(internal)
 }
 
 // publishCall is one PublishEvents call: its batch, then what the script did with it.

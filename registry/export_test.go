@@ -2,7 +2,6 @@ package registry
 
 import (
 	"context"
-	"strconv"
 	"testing"
 	"time"
 )
@@ -62,13 +61,13 @@ const ShallowPage = shallowPage
 
 // AuthWaiting is how many Authenticate calls naming key kid wait for the next group.
 func (s *Store) AuthWaiting(kid string, defaultPerMinute int) int {
-	return s.auth.inLine(kid + "/" + strconv.Itoa(defaultPerMinute))
+	return s.auth.inLine(authSubject(kid, defaultPerMinute))
 }
 
 // PublishWaiting is how many PublishEvents calls of tenant tid with that quota wait for the
 // next group.
 func (s *Store) PublishWaiting(tid string, quota int64) int {
-	return s.publishes.inLine(tid + "/" + strconv.FormatInt(quota, 10) + "/false")
+	return s.publishes.inLine(publishSubject(tid, quota, false))
 }
 
 // SetGroupWait sets how long a call waits in line for its subject's next group.
