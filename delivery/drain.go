@@ -190,7 +190,7 @@ func (r *drain) take(ctx context.Context) {
 		for _, it := range r.allowed(ctx, items) {
 			r.held[it.DeliveryID] = true
 			r.sending++
-			go r.send(ctx, ep, it)
+			r.w.goroutines.run(func() { r.send(ctx, ep, it) })
 		}
 	}
 }
@@ -254,7 +254,8 @@ func (r *drain) startRecording(ctx context.Context) {
 		return
 	}
 	r.recording, r.batch = r.batch, nil
-	go func(b []sent) { r.recorded <- r.w.finish(ctx, r.tid, r.d.EndpointID, b) }(r.recording)
+	b := r.recording
+	r.w.goroutines.run(func() { r.recorded <- r.w.finish(ctx, r.tid, r.d.EndpointID, b) })
 }
 
 func (r *drain) recordedBatch(err error) {

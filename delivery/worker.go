@@ -138,7 +138,9 @@ type Worker struct {
 	// stopping is closed when Run begins to shut down: drains stop taking deliveries and hand
 	// their queues on.
 	stopping chan struct{}
-	srvs     []*asynq.Server
+	// goroutines runs the drains' sends and recordings.
+	goroutines *goroutines
+	srvs       []*asynq.Server
 	// queues is every queue served: the shards, then those of an earlier shard count that
 	// still held tasks when Run began.
 	queues atomic.Pointer[[]string]
@@ -154,6 +156,7 @@ func NewWorker(cfg WorkerConfig) (*Worker, error) {
 	q := newQueue(cfg.Enqueuer, shards, cfg.AttemptTimeout)
 	w := &Worker{cfg: cfg, log: cfg.Logger, q: q, ops: publisher{store: cfg.Store, q: q, log: cfg.Logger},
 		attempts: make(chan struct{}, cfg.Concurrency), stopping: make(chan struct{})}
+	w.goroutines = newGoroutines(cfg.Concurrency, w.stopping)
 	names := shards.Names()
 	w.queues.Store(&names)
 	return w, nil
