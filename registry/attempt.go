@@ -2,7 +2,6 @@ package registry
 
 import (
 	"encoding/json"
-	"fmt"
 	"strconv"
 	"strings"
 	"time"
@@ -20,8 +19,13 @@ import (
 
 // encodeAttempt is an attempt as kept in Redis.
 func encodeAttempt(a *Attempt) string {
-	return fmt.Sprintf("%d %d %d %d %d %s%s", a.Number, a.StartedAt.UnixNano(), a.DurationMs, a.StatusCode,
-		len(a.Error), a.Error, a.ResponseBody)
+	b := make([]byte, 0, 48+len(a.Error)+len(a.ResponseBody))
+	for _, n := range [...]int64{int64(a.Number), a.StartedAt.UnixNano(), a.DurationMs, int64(a.StatusCode),
+		int64(len(a.Error))} {
+		b = strconv.AppendInt(b, n, 10)
+		b = append(b, ' ')
+	}
+	return string(append(append(b, a.Error...), a.ResponseBody...))
 }
 
 // decodeAttempt reads an attempt kept in Redis, in either encoding; false when v is neither.

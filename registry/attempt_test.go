@@ -1,6 +1,7 @@
 package registry
 
 import (
+	"fmt"
 	"testing"
 	"time"
 )
@@ -16,6 +17,10 @@ func TestAttemptEncoding(t *testing.T) {
 		{Number: 4, StartedAt: at},
 	} {
 		v := encodeAttempt(&a)
+		if want := fmt.Sprintf("%d %d %d %d %d %s%s", a.Number, a.StartedAt.UnixNano(), a.DurationMs, a.StatusCode,
+			len(a.Error), a.Error, a.ResponseBody); v != want {
+			t.Errorf("encodeAttempt(%+v) = %q, want %q", a, v, want)
+		}
 		got, ok := decodeAttempt(v)
 		if !ok || got != a {
 			t.Errorf("decodeAttempt(%q) = %+v, %t; want %+v", v, got, ok, a)

@@ -31,18 +31,32 @@ const compactMark = 0x03
 // webhookd makes), as compact records keep it (lua/prelude.lua hexId, eventField); false for
 // another id. idOfBytes is the other way.
 func idBytes(evid string) (string, bool) {
-	if len(evid) != 36 || !strings.HasPrefix(evid, "evt_") || strings.ToLower(evid) != evid {
+	if !isHexID(evid) {
 		return "", false
 	}
-	b, err := hex.DecodeString(evid[4:])
-	return string(b), err == nil
+	var b [16]byte
+	hex.Decode(b[:], []byte(evid[4:]))
+	return string(b[:]), true
+}
+
+// isHexID tells an id idBytes reads: "evt_" and 32 lowercase hex digits.
+func isHexID(evid string) bool {
+	if len(evid) != 36 || !strings.HasPrefix(evid, "evt_") {
+		return false
+	}
+	for _, c := range []byte(evid[4:]) {
+		if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return false
+		}
+	}
+	return true
 }
 
 func idOfBytes(b string) string { return "evt_" + hex.EncodeToString([]byte(b)) }
 
 // eventTime is the time (Unix ms) a UUIDv7 hex event id names; false for another id.
 func eventTime(evid string) (int64, bool) {
-	if _, hexID := idBytes(evid); !hexID || evid[16] != '7' {
+	if !isHexID(evid) || evid[16] != '7' {
 		return 0, false
 	}
 	ms, err := strconv.ParseInt(evid[4:16], 16, 64)
