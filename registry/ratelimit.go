@@ -22,7 +22,7 @@ type RateResult struct {
 // alone for a portal session (AllowRequest), and an endpoint's attempts per second
 // (AllowAttempts).
 var (
-	allowScript       = keyScript("return allowN(KEYS[1], ARGV[1], ARGV[1], ARGV[2], 1)")
+	allowScript       = keyScript("return allowEach(KEYS[1], ARGV[1], ARGV[1], ARGV[2], 1)[1]")
 	allowAtMostScript = keyScript("return allowAtMost(KEYS[1], ARGV[1], ARGV[1], ARGV[2], tonumber(ARGV[3]))")
 )
 
