@@ -476,7 +476,8 @@ local function fanOut(tag, evid, etype, lane, eids, now, retsec, fresh, exclude)
         local l = '' -- a lane only on an endpoint ordered by scan
         if ep[2] == 'scan' then l = lane end
         if st == 'active' then
-          queued = place(tag, eid, did, evid, etype, now, 0, '0', 0, l, true, retsec)
+          -- gen and run as text: a number is formatted anew at every concatenation
+          queued = place(tag, eid, did, evid, etype, now, '0', '0', '0', l, true, retsec)
         else
           newDelivery(tag, did, eid, evid, etype, 'held', now, retsec, l)
         end
