@@ -12,10 +12,9 @@ local rec, k = readToken(KEYS[1])
 if not rec then return {} end
 local limit = tonumber(k.rateLimitPerMinute) or 0
 if limit <= 0 then limit = tonumber(ARGV[1]) end
-local out, mine = {rec}, {}
-for i = 2, #ARGV do mine[i] = isToken(k, ARGV[i]) end
-local counted = 0
+local out, mine, counted = {rec}, {}, 0
 for i = 2, #ARGV do
+  mine[i] = isToken(k, ARGV[i])
   if mine[i] then counted = counted + 1 end
 end
 local rs, j = allowEach(KEYS[2], limit, limit, 60, counted), 0

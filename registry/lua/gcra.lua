@@ -19,8 +19,9 @@ end
 
 -- allowEach takes n events one at a time, in order, each allowed or not as it would be alone
 -- at the same moment: one read and one write of the key for them all. It returns a result for
--- each.
+-- each (none, and no command, for n = 0).
 local function allowEach(key, burst, rate, period, n)
+  if n == 0 then return {} end
   local emission_interval = period / rate
   local burst_offset = emission_interval * burst
   local now = gcraNow()
