@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/cert-ix/webhookd/registry"
+	"github.com/go-json-experiment/json/jsontext"
 	"github.com/google/uuid"
 )
 
@@ -58,31 +59,20 @@ func EventBody(id, typ string, ts time.Time, data json.RawMessage) ([]byte, erro
 	b.WriteString(`,"timestamp":"`)
 	b.Write(ts.UTC().AppendFormat(b.AvailableBuffer(), time.RFC3339Nano))
 	b.WriteString(`","data":`)
-	if !needsEscape(data) {
-		if err := json.Compact(&b, data); err != nil {
-			return nil, err
-		}
-	} else {
-		var compact bytes.Buffer
-		if err := json.Compact(&compact, data); err != nil {
-			return nil, err
-		}
-		json.HTMLEscape(&b, compact.Bytes())
+	compact, err := jsontext.AppendFormat(b.AvailableBuffer(), data, compactData...)
+	if err != nil {
+		return nil, err
 	}
+	b.Write(compact)
 	b.WriteByte('}')
 	return b.Bytes(), nil
 }
 
-// needsEscape reports whether data may hold what encoding/json escapes in it: <, >, & or the
-// first byte of U+2028 and U+2029.
-func needsEscape(data []byte) bool {
-	for _, c := range data {
-		if c == '<' || c == '>' || c == '&' || c == 0xe2 {
-			return true
-		}
-	}
-	return false
-}
+// compactData is how EventBody writes data, as encoding/json compacts a raw message: without
+// whitespace, its strings and numbers as written (invalid UTF-8 and duplicate names included),
+// with <, >, &, U+2028 and U+2029 escaped.
+var compactData = []jsontext.Options{jsontext.AllowDuplicateNames(true), jsontext.AllowInvalidUTF8(true),
+	jsontext.PreserveRawStrings(true), jsontext.EscapeForHTML(true), jsontext.EscapeForJS(true)}
 
 // writeString writes s as a JSON string: between quotes when nothing in it needs escaping, as
 // encoding/json escapes it otherwise.
