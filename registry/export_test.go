@@ -4,6 +4,8 @@ import (
 	"context"
 	"testing"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 )
 
 // Key functions, for the package's external tests that look at Redis from outside.
@@ -72,3 +74,8 @@ func (s *Store) PublishWaiting(tid string, quota int64) int {
 
 // SetGroupWait sets how long a call waits in line for its subject's next group.
 func (s *Store) SetGroupWait(d time.Duration) { s.auth.wait, s.publishes.wait = d, d }
+
+// ScriptBytesOf runs the scripts' bytesOf on hex through rdb.
+func ScriptBytesOf(ctx context.Context, rdb redis.Scripter, hex string) (string, error) {
+	return redis.NewScript(withLibrary(luaPreamble, "return bytesOf(ARGV[1])\n")).Run(ctx, rdb, nil, hex).Text()
+}

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/cert-ix/webhookd/registry"
+	"github.com/cert-ix/webhookd/registry/registrytest"
 )
 
 // TestScanIndex: a scan's events are listed from the day indexes, newest first, across days,
@@ -95,4 +96,22 @@ func TestScanIndex(t *testing.T) {
 			}
 		})
 	})
+}
+
+// TestScriptBytesOf: the scripts write an id's 16 bytes and a lane's 10 as Go does, on each
+// backend (Redis packs them with its struct library, the embedded server a byte at a time).
+func TestScriptBytesOf(t *testing.T) {
+	evid := "evt_ff93a1b2c3d47e5f8a9b0c1d2e3f4a00"
+	lane := registry.LaneOf("scan-42")
+	cases := map[string]string{evid[4:]: registry.EventFieldOf(evid), lane: registry.LaneFieldOf(lane),
+		"00000000ffffffff0000000180000000": registry.EventFieldOf("evt_00000000ffffffff0000000180000000")}
+	for _, b := range registrytest.Backends() {
+		rdb := b.Client(t)
+		for hex, want := range cases {
+			got, err := registry.ScriptBytesOf(t.Context(), rdb, hex)
+			if err != nil || got != want {
+				t.Errorf("%s: bytesOf(%s) = %x, %v; want %x", b.Name, hex, got, err, want)
+			}
+		}
+	}
 }

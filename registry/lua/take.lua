@@ -39,7 +39,7 @@ local found, evids = {}, {}
 for i, did in ipairs(take) do
   if entries[i] then
     table.insert(found, i)
-    table.insert(evids, (parseEntry(entries[i])))
+    table.insert(evids, entryEvent(entries[i]))
   else
     redis.call('ZREM', KEYS[2], did) -- an index entry without a queue entry: nothing to send
   end
