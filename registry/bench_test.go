@@ -8,6 +8,7 @@ import (
 
 	"github.com/cert-ix/webhookd/registry"
 	"github.com/cert-ix/webhookd/registry/registrytest"
+	"github.com/google/uuid"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -109,7 +110,7 @@ func BenchmarkPublishBatch(b *testing.B) {
 		batch := registry.NewBatch{Events: make([]registry.NewEvent, 100)}
 		for i := range batch.Events {
 			batch.Events[i] = registry.NewEvent{ID: newEventID(), Type: registry.EventScanCompleted, CreatedAt: now,
-				Body: body}
+				Body: body, ScanID: uuid.NewString()}
 		}
 		if _, err := be.store.PublishEvents(b.Context(), be.tid, batch); err != nil {
 			b.Fatal(err)
