@@ -146,6 +146,22 @@ func (r *runResult) addCost(before, after snapshot, deliveries int) {
 		}
 	}
 	r.add("all processes CPU/delivery", "µs", float64(all.Microseconds())/float64(deliveries))
+	r.addPhaseFree(before, after)
+}
+
+// addPhaseFree adds webhookd's and redis-server's CPU divided by the bench's own, when it ran
+// both: the bench's publishers and receivers do the same work whichever webhookd serves them, and
+// its CPU per delivery moves with the machine's fast and slow hours as the others' do, so the
+// quotient compares two builds measured hours apart, or alternated in a noisy hour.
+func (r *runResult) addPhaseFree(before, after snapshot) {
+	used := func(name string) time.Duration { return after.cpu[name] - before.cpu[name] }
+	_, served := before.cpu["webhookd"]
+	_, owned := before.cpu["redis-server"]
+	bench := used("webhookbench")
+	if !served || !owned || bench <= 0 {
+		return
+	}
+	r.add("webhookd + redis-server CPU ÷ webhookbench's", "", float64(used("webhookd")+used("redis-server"))/float64(bench))
 }
 
 // commandDelta is the Redis commands run between two snapshots, by command; the bench's own
