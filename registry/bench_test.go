@@ -158,12 +158,10 @@ func BenchmarkRetryRound(b *testing.B) {
 	be.reportRedis(b, start, b.N)
 }
 
-// BenchmarkDrainBatch is a drain's Redis work for a batch of 8 queued deliveries: one Take
-// (with the event bodies and the endpoint) and one Finish recording 8 successes. One op is 8
-// deliveries.
-// BenchmarkDrainBatch takes and finishes drainBatch (16) queued deliveries at a time, their first
-// attempts successful, and reports redis-server's CPU for each step per delivery, less what an
-// INFO round trip costs it (measured beside each op).
+// BenchmarkDrainBatch is a drain's Redis work for a batch of 16 queued deliveries (a drain's
+// drainBatch): one Take (with the event bodies and the endpoint) and one Finish recording 16
+// first attempts that succeeded. It reports redis-server's CPU for each step per delivery, less
+// what an INFO round trip costs it (measured beside each op).
 func BenchmarkDrainBatch(b *testing.B) {
 	be := newBenchEnv(b)
 	const batch = 16

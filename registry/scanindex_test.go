@@ -99,7 +99,7 @@ func TestScanIndex(t *testing.T) {
 }
 
 // TestScriptBytesOf: the scripts write an id's 16 bytes and a lane's 10 as Go does, on each
-// backend (Redis packs them with its struct library, the embedded server a byte at a time).
+// backend (Redis packs them with its struct library; the embedded server has none).
 func TestScriptBytesOf(t *testing.T) {
 	evid := "evt_ff93a1b2c3d47e5f8a9b0c1d2e3f4a00"
 	lane := registry.LaneOf("scan-42")

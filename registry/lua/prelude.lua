@@ -204,9 +204,9 @@ local function disable(ek, reason, now)
 end
 
 -- bytesOf is the bytes a string of hex digits spells (a delivery or event id's 32, a lane's 20),
--- read 8 digits at a time: Redis's struct library packs them 4 bytes a number, five times as fast
--- as a script; a server without it (the embedded one) goes a byte at a time. hexOf the other way,
--- for 16 bytes.
+-- read 8 digits at a time: Redis's struct library packs each number's 4 bytes, five times as fast
+-- as the script taking them apart, which a server without it (the embedded one) still does. hexOf
+-- the other way, for 16 bytes.
 local PACK, structLib = {[20] = '>I4I4I2', [32] = '>I4I4I4I4'}, rawget(_G, 'struct')
 local function bytesOf(h)
   local s = string.sub
