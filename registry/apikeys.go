@@ -177,6 +177,8 @@ type authCall struct {
 	rate RateResult
 }
 
+func (c *authCall) size() int { return 1 }
+
 // authenticate runs one group of Authenticate's calls, all naming key kid with the same
 // default limit.
 func (s *Store) authenticate(ctx context.Context, kid string, defaultPerMinute int, calls []*authCall) error {

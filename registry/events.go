@@ -123,6 +123,8 @@ type publishCall struct {
 	replay string // the idempotency record of an earlier batch
 }
 
+func (c *publishCall) size() int { return len(c.batch.Events) }
+
 // publish runs one group of PublishEvents calls of tenant tid, of one quota and kind, in one
 // script call (lua/publish.lua).
 func (s *Store) publish(ctx context.Context, tid string, calls []*publishCall) error {

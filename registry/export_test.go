@@ -72,8 +72,14 @@ func (s *Store) PublishWaiting(tid string, quota int64) int {
 	return s.publishes.inLine(publishSubject(tid, quota, false))
 }
 
-// SetGroupWait sets how long a call waits in line for its subject's next group.
+// SetGroupWait sets how long a group may run before the calls in line behind it go alone.
 func (s *Store) SetGroupWait(d time.Duration) { s.auth.wait, s.publishes.wait = d, d }
+
+// SetGroupMax sets the most events one group of publishes holds.
+func (s *Store) SetGroupMax(n int) { s.publishes.max = n }
+
+// GroupMax is the most events one group of publishes holds.
+const GroupMax = groupMax
 
 // ScriptBytesOf runs the scripts' bytesOf on hex through rdb.
 func ScriptBytesOf(ctx context.Context, rdb redis.Scripter, hex string) (string, error) {

@@ -55,9 +55,15 @@ local function expireMinute(key, minute, now, retsec)
   ttls[key] = math.floor(left / 1000) + tonumber(retsec)
 end
 
+-- callPairs calls cmd on key with list's pairs of values, at most 1,000 values a call: Lua's
+-- unpack takes fewer than 8,000 (a group of thousands of events of one type once failed on it).
+local function callPairs(cmd, key, list)
+  for i = 1, #list, 1000 do redis.call(cmd, key, unpack(list, i, math.min(i + 999, #list))) end
+end
+
 local function flush()
-  for key, f in pairs(sets) do redis.call('HSET', key, unpack(f)) end
-  for key, a in pairs(adds) do redis.call('ZADD', key, unpack(a)) end
+  for key, f in pairs(sets) do callPairs('HSET', key, f) end
+  for key, a in pairs(adds) do callPairs('ZADD', key, a) end
   for key, ttl in pairs(ttls) do redis.call('EXPIRE', key, ttl) end
   adds, sets, ttls = {}, {}, {}
 end
