@@ -14,8 +14,10 @@ import (
 // Every attempt is made by its endpoint's drain: one asynq task per endpoint at a time (it
 // holds a lease on the endpoint's queue) that takes the queued deliveries a batch at a time,
 // sends up to EndpointConcurrency of them at once and records each batch of outcomes in one
-// step. A delivery is queued when it is published, when its retry timer fires, and when it is
-// retried by hand or its endpoint re-enabled.
+// step. While the endpoint answers fast, a drain also holds up to a window's worth taken
+// ahead, sent as places free, so that a take's round trip does not leave the window empty
+// (see ahead). A delivery is queued when it is published, when its retry timer fires, and when
+// it is retried by hand or its endpoint re-enabled.
 const (
 	// drainBudget is how long one drain task runs by default before it hands the queue to a
 	// successor task, so that a busy endpoint takes its turn on the task queue like any other.
@@ -24,8 +26,10 @@ const (
 	// often it looks at the clock, and fills a place its neighbours left free.
 	drainRenew = time.Second
 	drainTick  = drainRenew / 4
-	// drainBatch is how many free places a busy drain waits for before it takes more, and how
-	// many outcomes it collects (for at most finishWait) before it records them.
+	// takeBatch is the most a busy drain waits to take at once (it takes when half of what it
+	// may hold is free); drainBatch is how many outcomes it collects (for at most finishWait)
+	// before it records them.
+	takeBatch  = 32
 	drainBatch = 16
 	finishWait = 2 * time.Millisecond
 	// While Redis is out of reach a drain tries again every drainTick for up to drainPatience:
@@ -56,7 +60,8 @@ type sent struct {
 // spent or the worker stops (the queue then passes to a successor task), or its lease is lost.
 // Sending and recording overlap: while one batch of outcomes is recorded, it keeps taking and
 // sending. A delivery is in held from the moment it is taken until its outcome is recorded
-// (it is still at the head of the queue until then, and must not be taken twice).
+// (it is still at the head of the queue until then, and must not be taken twice), or until it
+// is let go unsent from ready (it is then taken again later, by this drain or another).
 type drain struct {
 	w   *Worker
 	tid string
@@ -64,11 +69,13 @@ type drain struct {
 	now func() time.Time
 
 	held      map[string]bool
+	ready     []readyItem // taken ahead, not yet sent, oldest first
+	cautious  bool        // one taken ahead waited a tick for a place: take no more ahead
 	sending   int
 	results   chan sent
 	batch     []sent // collected, not yet recording
 	recording []sent // being recorded; nil when none is
-	recorded  chan error
+	recorded  chan recorded
 	flush     <-chan time.Time
 
 	deadline, renewAt time.Time
@@ -84,10 +91,23 @@ type drain struct {
 	failed              error
 }
 
+// readyItem is a delivery taken ahead: what its take read of the endpoint, and when.
+type readyItem struct {
+	item registry.QueueItem
+	ep   *registry.Endpoint
+	at   time.Time
+}
+
+// recorded is how recording a batch ended: whether the endpoint is disabled after it.
+type recorded struct {
+	disabled bool
+	err      error
+}
+
 func (w *Worker) newDrain(tid string, d registry.Drain) *drain {
 	now := w.cfg.Clock()
-	return &drain{w: w, tid: tid, d: d, now: w.cfg.Clock, held: make(map[string]bool, 2*w.cfg.EndpointConcurrency),
-		results: make(chan sent, w.cfg.EndpointConcurrency), recorded: make(chan error, 1),
+	return &drain{w: w, tid: tid, d: d, now: w.cfg.Clock, held: make(map[string]bool, 3*w.cfg.EndpointConcurrency),
+		results: make(chan sent, w.cfg.EndpointConcurrency), recorded: make(chan recorded, 1),
 		deadline: now.Add(w.cfg.DrainBudget), renewAt: now, taking: true}
 }
 
@@ -99,6 +119,9 @@ func (r *drain) run(ctx context.Context) error {
 		if r.taking && !r.now().Before(r.deadline) {
 			r.taking, r.handoff = false, true
 		}
+		if !r.taking {
+			r.letGo()
+		}
 		if r.wantTake() {
 			r.take(ctx)
 		}
@@ -109,14 +132,16 @@ func (r *drain) run(ctx context.Context) error {
 		select {
 		case s := <-r.results:
 			r.collect(s)
-		case err := <-r.recorded:
-			r.recordedBatch(err)
+			r.sendReady(ctx)
+		case rec := <-r.recorded:
+			r.recordedBatch(rec)
 		case <-r.flush:
 			r.flush = nil
 			r.startRecording(ctx)
 		case <-tick.C:
 			r.tick = true
 			r.renew(ctx)
+			r.letGoStale()
 		case <-r.rateWait:
 			r.rateWait = nil
 		case <-stopping:
@@ -129,11 +154,12 @@ func (r *drain) run(ctx context.Context) error {
 	return r.end(ctx)
 }
 
-// wantTake reports whether to take now: always when nothing is in flight, else when enough
-// places are free that one take serves several (minTake), or at a tick when any place is (its
-// neighbours hang). During an outage it waits for the next tick. During probation it takes
-// only once the last outcome is recorded: a failure there disables the endpoint, and the next
-// delivery must find it disabled, not be sent.
+// wantTake reports whether to take now: always when nothing is in flight, else when enough of
+// what the drain may hold (the window and ahead) is free that one take serves several
+// (minTake), or at a tick when any of it is (its neighbours hang). During an outage it waits
+// for the next tick. During probation it takes only once the last outcome is recorded: a
+// failure there disables the endpoint, and the next delivery must find it disabled, not be
+// sent.
 func (r *drain) wantTake() bool {
 	switch {
 	case !r.taking || r.rateWait != nil:
@@ -143,10 +169,31 @@ func (r *drain) wantTake() bool {
 	case r.ep != nil && r.ep.Probation:
 		return len(r.held) == 0
 	}
-	window := r.window()
-	free := window - r.sending
-	minTake := max(1, min(drainBatch, window/2))
-	return len(r.held) == 0 || free >= minTake || (free > 0 && r.tick)
+	room := r.room()
+	minTake := max(1, min(takeBatch, (r.window()+r.ahead())/2))
+	return len(r.held) == 0 || room >= minTake || (room > 0 && r.tick)
+}
+
+// room is how many more deliveries the drain may take now: its window and ahead, less those
+// it sends and holds ready.
+func (r *drain) room() int {
+	return max(r.window()+r.ahead()-r.sending-len(r.ready), 0)
+}
+
+// ahead is how many deliveries the drain may hold taken beyond its window: a window's worth
+// while the endpoint takes its full concurrency and answers fast. None during probation (one
+// attempt at a time), under a rate limit (a delivery is allowed when taken), while 429 and 503
+// answers hold its window lower (sends follow the window the receiver admits; taken ahead, they
+// kept its window full at every place freed and drew three times the 429s), and (cautious) once
+// one taken ahead waited a tick for a place: the endpoint answers slowly, and a delivery sent
+// long after its take would miss a change made meanwhile (its endpoint disabled, its URL or
+// secret changed).
+func (r *drain) ahead() int {
+	if r.cautious || r.ep == nil || r.ep.Probation || r.ep.RateLimitPerSecond != nil ||
+		r.window() < r.w.cfg.EndpointConcurrency {
+		return 0
+	}
+	return r.window()
 }
 
 // window is how many attempts the endpoint may have in flight: its effective concurrency (1
@@ -162,7 +209,7 @@ func (r *drain) take(ctx context.Context) {
 	r.tick = false
 	renew := !r.now().Before(r.renewAt)
 	items, ep, err := r.w.cfg.Store.Take(ctx, registry.TakeRequest{TenantID: r.tid, EndpointID: r.d.EndpointID,
-		N: r.d.N, Limit: max(r.window()-r.sending, 0), Skip: keysOf(r.held), Renew: renew,
+		N: r.d.N, Limit: r.room(), Skip: keysOf(r.held), Renew: renew,
 		EndIfEmpty: len(r.held) == 0})
 	if r.redisFailed(err) {
 		return
@@ -183,15 +230,52 @@ func (r *drain) take(ctx context.Context) {
 		if renew {
 			r.renewAt = r.now().Add(drainRenew)
 		}
-		r.ep = ep
+		// A take that found nothing new reads no endpoint (nil), and the window is 1 until a
+		// take finds more: the drain waits for what it sends rather than take again at once.
+		// Deliveries taken ahead keep the window they were taken with.
+		if ep != nil || len(r.ready) == 0 {
+			r.ep = ep
+		}
+		if ep != nil && !ep.Enabled {
+			r.letGo()
+		}
 		// The take asked for what the last take's window left free; a batch recorded since may
 		// have lowered it (a 429): what no longer fits stays queued.
-		items = items[:min(len(items), max(r.window()-r.sending, 0))]
+		items = items[:min(len(items), r.room())]
+		at := r.now()
 		for _, it := range r.allowed(ctx, items) {
 			r.held[it.DeliveryID] = true
-			r.sending++
-			r.w.goroutines.run(func() { r.send(ctx, ep, it) })
+			r.ready = append(r.ready, readyItem{item: it, ep: ep, at: at})
 		}
+		r.sendReady(ctx)
+	}
+}
+
+// sendReady sends the deliveries taken, oldest first, while the window has places.
+func (r *drain) sendReady(ctx context.Context) {
+	n := 0
+	for ; n < len(r.ready) && r.sending < r.window(); n++ {
+		ri := r.ready[n]
+		r.sending++
+		r.w.goroutines.run(func() { r.send(ctx, ri.ep, ri.item) })
+	}
+	r.ready = r.ready[n:]
+}
+
+// letGo lets go of the deliveries taken ahead, unsent: they stay queued for a later take.
+func (r *drain) letGo() {
+	for _, ri := range r.ready {
+		delete(r.held, ri.item.DeliveryID)
+	}
+	r.ready = nil
+}
+
+// letGoStale lets go of the deliveries taken ahead once the oldest has waited a tick, and
+// takes no more ahead.
+func (r *drain) letGoStale() {
+	if len(r.ready) > 0 && r.now().Sub(r.ready[0].at) >= drainTick {
+		r.letGo()
+		r.cautious = true
 	}
 }
 
@@ -255,16 +339,24 @@ func (r *drain) startRecording(ctx context.Context) {
 	}
 	r.recording, r.batch = r.batch, nil
 	b := r.recording
-	r.w.goroutines.run(func() { r.recorded <- r.w.finish(ctx, r.tid, r.d.EndpointID, b) })
+	r.w.goroutines.run(func() {
+		disabled, err := r.w.finish(ctx, r.tid, r.d.EndpointID, b)
+		r.recorded <- recorded{disabled: disabled, err: err}
+	})
 }
 
-func (r *drain) recordedBatch(err error) {
+// recordedBatch ends a batch's recording. A batch that disabled the endpoint lets go of what
+// was taken ahead: it is held with the rest of the queue.
+func (r *drain) recordedBatch(rec recorded) {
 	for _, s := range r.recording {
 		delete(r.held, s.Item.DeliveryID)
 	}
 	r.recording = nil
-	if err != nil {
-		r.stop(err)
+	if rec.disabled {
+		r.letGo()
+	}
+	if rec.err != nil {
+		r.stop(rec.err)
 	}
 }
 
@@ -366,8 +458,9 @@ func keysOf(m map[string]bool) []string {
 }
 
 // finish records a batch of outcomes (see recordBatch), reports them, and queues the retry
-// timer of each delivery left retrying (its outbox entry stays until it fires).
-func (w *Worker) finish(ctx context.Context, tid, eid string, batch []sent) error {
+// timer of each delivery left retrying (its outbox entry stays until it fires). It reports
+// whether the batch disabled the endpoint.
+func (w *Worker) finish(ctx context.Context, tid, eid string, batch []sent) (bool, error) {
 	outs := make([]registry.Outcome, len(batch))
 	for i, s := range batch {
 		outs[i] = s.Outcome
@@ -381,7 +474,7 @@ func (w *Worker) finish(ctx context.Context, tid, eid string, batch []sent) erro
 	}
 	w.report(ctx, tid, eid, outs, fin, err)
 	if err != nil {
-		return err
+		return false, err
 	}
 	w.ops.publishAll(ctx, tid, fin.Ops)
 	for i, o := range outs {
@@ -395,7 +488,7 @@ func (w *Worker) finish(ctx context.Context, tid, eid string, batch []sent) erro
 				"deliveryId", r.DeliveryID, "error", err.Error())
 		}
 	}
-	return nil
+	return fin.DisabledReason != "", nil
 }
 
 // recordBatch records a batch, riding out an outage: attempts already made are recorded late

@@ -21,6 +21,8 @@ import (
 //   - expired events: Take hands out the deliveries whose body expire matches without their
 //     body, which is how an event that expired while queued reaches the drain.
 //
+// It notes the most deliveries one Take handed out (mostTaken).
+//
 // It notes the deliveries of every batch it passes to Finish, so that a test can check it
 // built the batch it meant to.
 type faultStore struct {
@@ -28,8 +30,9 @@ type faultStore struct {
 	loadFaults, recordFaults atomic.Int32
 	injected                 atomic.Int32
 
-	expire  func(body []byte) bool
-	expired atomic.Int32
+	expire    func(body []byte) bool
+	expired   atomic.Int32
+	mostTaken atomic.Int32
 
 	hold      chan struct{} // nil: no first Finish is held
 	finishing chan struct{} // closed when the held Finish call arrives
@@ -58,6 +61,11 @@ func (s *faultStore) Take(ctx context.Context, r registry.TakeRequest) ([]regist
 		return nil, nil, outage("take")
 	}
 	items, ep, err := s.Store.Take(ctx, r)
+	for n := int32(len(items)); n > s.mostTaken.Load(); {
+		if s.mostTaken.CompareAndSwap(s.mostTaken.Load(), n) {
+			break
+		}
+	}
 	for i := range items {
 		if s.expire != nil && s.expire(items[i].Body) {
 			items[i].Body = nil
