@@ -21,7 +21,7 @@ import (
 // and every other client, of whichever tenant, waits behind it. Each subject has one script of
 // bounded length in Redis at a time, and the rest of its line waits in webhookd. (Uncapped,
 // 256 batch publishers of one tenant made scripts of up to 7,600 events that held Redis for
-// 80–118 ms, and groups of over 4,000 events of one type failed whole.)
+// up to 65–158 ms, and groups of over 4,000 events of one type failed whole.)
 //
 // A call leaves the line and goes alone, as it would without groups, once the group running
 // ahead of it has taken longer than groupWait: Redis is then slow or out of reach, and go-redis
