@@ -184,7 +184,7 @@ func (r *drain) room() int {
 // while the endpoint takes its full concurrency and answers fast. None during probation (one
 // attempt at a time), under a rate limit (a delivery is allowed when taken), while 429 and 503
 // answers hold its window lower (sends follow the window the receiver admits; taken ahead, they
-// kept its window full at every place freed and drew three times the 429s), and (cautious) once
+// kept its window full at every place freed and drew nearly four times the 429s), and (cautious) once
 // one taken ahead waited a tick for a place: the endpoint answers slowly, and a delivery sent
 // long after its take would miss a change made meanwhile (its endpoint disabled, its URL or
 // secret changed).

@@ -134,6 +134,7 @@ func (g *groups[C]) await(ctx context.Context, subject string, c C, run groupRun
 	return w.err
 }
 
+// waitFor is the wait: groupWait unless a test set another.
 func (g *groups[C]) waitFor() time.Duration {
 	if g.wait == 0 {
 		return groupWait
