@@ -58,7 +58,8 @@ func (s *Store) CreateTestDelivery(ctx context.Context, ev *Event, eid string) (
 	did := DeliveryID(ev.ID, eid)
 	retSec := s.retentionSec()
 	res, err := testScript.Run(ctx, s.rdb, []string{endpointKey(tid, eid), eventKey(tid, ev.ID)},
-		tenantTag(tid), ev.ID, did, eid, ms(ev.CreatedAt), ev.Body, retSec).StringSlice()
+		tenantTag(tid), ev.ID, did, eid, ms(ev.CreatedAt), eventRecord(ev.ID, ev.Type, ms(ev.CreatedAt), "", "", ev.Body),
+		retSec).StringSlice()
 	if err != nil {
 		return "", nil, storeErr("create test delivery", err)
 	}

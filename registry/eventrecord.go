@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/hex"
 	"errors"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -73,6 +74,22 @@ func eventMinute(evid string) (int64, bool) {
 func eventField(evid string) string {
 	b, _ := idBytes(evid)
 	return b
+}
+
+// eventRecord is the record of event evid of type typ created at (ms), with its scan's lane
+// and the endpoint it leaves out (empty for none) and its body as body.go keeps it: compact for a
+// UUIDv7 id and a type with a code, else as text. The scripts store it as given (storeEvent).
+func eventRecord(evid, typ string, at int64, lane, exclude string, body []byte) []byte {
+	code := slices.Index(typeCodes, typ)
+	idMs, isV7 := eventTime(evid)
+	r := make([]byte, 0, len(typ)+len(lane)+len(exclude)+len(body)+24)
+	if isV7 && code >= 0 {
+		r = strconv.AppendInt(append(r, compactMark, byte('a'+code)), at-idMs, 10)
+	} else {
+		r = strconv.AppendInt(append(append(r, typ...), '|'), at, 10)
+	}
+	r = append(append(append(append(append(r, '|'), lane...), '|'), exclude...), '|')
+	return append(r, body...)
 }
 
 // parseEvent reads an event's string record of either form; nil when it is not one.

@@ -1,6 +1,9 @@
 package registry
 
-import "testing"
+import (
+	"testing"
+	"time"
+)
 
 // idBytes reads "evt_" and 32 lowercase hex digits, and nothing else; idOfBytes gives the id back.
 func TestIDBytes(t *testing.T) {
@@ -23,5 +26,30 @@ func TestIDBytes(t *testing.T) {
 	}
 	if _, ok := eventTime("evt_0193a1b2c3d46e5f8a9b0c1d2e3f4a5b"); ok {
 		t.Error("eventTime read a time from an id that is no UUIDv7")
+	}
+}
+
+// An event's record reads back as written, compact for a UUIDv7 id and a type with a code, as
+// text otherwise (another id, a type without a code).
+func TestEventRecordReadsBack(t *testing.T) {
+	at := time.UnixMilli(0x0193a1b2c3d4 + 1500).UTC()
+	for _, c := range []struct {
+		id, typ string
+		compact bool
+	}{
+		{"evt_0193a1b2c3d47e5f8a9b0c1d2e3f4a5b", EventScanCompleted, true},
+		{"evt_0193a1b2c3d47e5f8a9b0c1d2e3f4a5b", "custom.type", false},
+		{"evt_0193a1b2c3d46e5f8a9b0c1d2e3f4a5b", EventScanStarted, false},
+		{"evt_ping", EventWebhookTest, false},
+	} {
+		body := []byte(`{"id":"x","data":{"a|b":1}}`)
+		r := eventRecord(c.id, c.typ, at.UnixMilli(), "lane-1", "ep_x", body)
+		if compact := r[0] == compactMark; compact != c.compact {
+			t.Errorf("%s %s: compact %t, want %t", c.id, c.typ, compact, c.compact)
+		}
+		ev := parseEvent("tn_1", c.id, string(r))
+		if ev == nil || ev.Type != c.typ || !ev.CreatedAt.Equal(at) || string(ev.Body) != string(body) {
+			t.Errorf("%s %s: record %q reads as %+v", c.id, c.typ, r, ev)
+		}
 	}
 }

@@ -166,7 +166,8 @@ func publishArgs(tid string, b NewBatch, keys []string, args []any) ([]string, [
 			laneBytes = laneField(lane)
 		}
 		idB, _ := idBytes(n.ID)
-		args = append(args, n.ID, n.Type, keptBody(n.ID, n.Type, n.Body), lane, n.Exclude, idB, laneBytes)
+		record := eventRecord(n.ID, n.Type, ms(at), lane, n.Exclude, keptBody(n.ID, n.Type, n.Body))
+		args = append(args, n.ID, n.Type, record, lane, n.Exclude, idB, laneBytes)
 	}
 	return keys, args
 }

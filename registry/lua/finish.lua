@@ -119,6 +119,7 @@ local OPERATIONAL = {['webhook.degraded'] = true, ['webhook.disabled'] = true, [
   ['delivery.exhausted'] = true}
 
 local tag, eid, now, retsec = ARGV[1], ARGV[2], ARGV[3], ARGV[6]
+local nowN = tonumber(now)
 local h = loadHealth(KEYS[1], ARGV[4], ARGV[5], ARGV[7])
 local out, stats, ops = {}, {}, {}
 local function note(opid) if opid then table.insert(ops, opid) end end
@@ -126,9 +127,10 @@ local current = unqueue()
 for i = 9, #ARGV, PER do
   local did, entry, outcome, status, reason, att, at, nextAt, backoff, dur = ARGV[i], ARGV[i + 1], ARGV[i + 2],
     ARGV[i + 3], ARGV[i + 4], ARGV[i + 5], ARGV[i + 6], ARGV[i + 7], ARGV[i + 8] == '1', ARGV[i + 9]
-  local keep = countStreak(h, did, outcome, reason, at)
-  adapt(h, outcome, backoff, now, tonumber(at) - tonumber(dur))
-  if att ~= '' and h.status then tally(stats, at, outcome == 'success', dur) end
+  local atN, durN = tonumber(at), tonumber(dur)
+  local keep = countStreak(h, did, outcome, reason, atN)
+  adapt(h, outcome, backoff, nowN, atN - durN)
+  if att ~= '' and h.status then tally(stats, atN, outcome == 'success', durN) end
   if current[did] then
     local evid, etype, gen
     status, evid, etype, gen = record(tag, eid, did, entry, h, status, att, nextAt, at, retsec, keep,

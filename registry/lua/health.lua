@@ -102,26 +102,34 @@ end
 -- in Go in step.
 local BUCKETS = {5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000}
 
+local BUCKET_FIELDS = {'b1', 'b2', 'b3', 'b4', 'b5', 'b6', 'b7', 'b8', 'b9', 'b10', 'b11', 'b12', 'b13'}
+
+-- tally counts an attempt that ended at at (ms) after ms in its hour's stats. The last hour's
+-- key is remembered: a batch's attempts are mostly of one (a string key: gopher-lua, the
+-- embedded Redis's Lua, keeps a table's integer keys in an array as long as the largest one,
+-- and an hour number is near 490,000).
+local lastHour, lastHourText
 local function tally(stats, at, ok, ms)
-  -- A string key: gopher-lua (the embedded Redis) keeps a table's integer keys in an array as
-  -- long as the largest one, so an hour number as a key costs a 490,000-slot array.
-  local hour = string.format('%d', math.floor(tonumber(at) / 3600000))
-  local h = stats[hour]
+  local n = math.floor(tonumber(at) / 3600000)
+  if n ~= lastHour then lastHour, lastHourText = n, string.format('%d', n) end
+  local h = stats[lastHourText]
   if not h then
     h = {}
-    stats[hour] = h
+    stats[lastHourText] = h
   end
   local f = 'f'
   if ok then f = 's' end
   h[f] = (h[f] or 0) + 1
+  ms = tonumber(ms)
   local b = #BUCKETS + 1
   for i, ub in ipairs(BUCKETS) do
-    if tonumber(ms) <= ub then
+    if ms <= ub then
       b = i
       break
     end
   end
-  h['b' .. b] = (h['b' .. b] or 0) + 1
+  f = BUCKET_FIELDS[b]
+  h[f] = (h[f] or 0) + 1
 end
 
 -- saveStats adds the batch's counts to each hour's record, kept for the stats' retention from

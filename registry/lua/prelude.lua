@@ -16,11 +16,13 @@
 local NS = ''
 
 -- deliveryId is registry.DeliveryID: a UUIDv5 (SHA-1) of the namespace, event and endpoint.
+-- VARIANT is the id's variant digit (binary 10xx) for the hash's digit in its place.
+local VARIANT = {['0'] = '8', ['1'] = '9', ['2'] = 'a', ['3'] = 'b', ['4'] = '8', ['5'] = '9', ['6'] = 'a',
+  ['7'] = 'b', ['8'] = '8', ['9'] = '9', a = 'a', b = 'b', c = '8', d = '9', e = 'a', f = 'b'}
 local function deliveryId(evid, eid)
-  local h = redis.sha1hex(NS .. evid .. '/' .. eid)
-  local v = tonumber(string.sub(h, 17, 17), 16) % 4 + 8
-  return string.sub(h, 1, 8) .. '-' .. string.sub(h, 9, 12) .. '-5' .. string.sub(h, 14, 16) .. '-' ..
-    string.format('%x', v) .. string.sub(h, 18, 20) .. '-' .. string.sub(h, 21, 32)
+  local a, b, c, v, d, e = string.match(redis.sha1hex(NS .. evid .. '/' .. eid),
+    '^(........)(....).(...)(.)(...)(............)')
+  return a .. '-' .. b .. '-5' .. c .. '-' .. VARIANT[v] .. d .. '-' .. e
 end
 
 -- Records that are written once and read by id (an event; a delivery that succeeded at its
@@ -28,7 +30,15 @@ end
 -- after its minute ends: a field needs no key and no expiry of its own (about 100 bytes each), and
 -- a minute's hash is small enough to be freed at once.
 local MINUTE = 60000
-local function minuteOf(ms) return string.format('%d', math.floor(tonumber(ms) / MINUTE)) end
+-- minuteOf remembers the last minute it formatted: a script's records are mostly of one. (Not a
+-- table by minute: gopher-lua, the embedded Redis's Lua, keeps integer keys in an array as long
+-- as the largest.)
+local lastMinute, lastMinuteText
+local function minuteOf(ms)
+  local m = math.floor(tonumber(ms) / MINUTE)
+  if m ~= lastMinute then lastMinute, lastMinuteText = m, string.format('%d', m) end
+  return lastMinuteText
+end
 
 -- addLater adds a script's sorted-set entries one ZADD a key instead of one an entry, setLater
 -- its hash fields one HSET a key, and expireMinute sets a minute hash's expiry once however many
@@ -49,9 +59,14 @@ local function setLater(key, field, value) later(sets, key, field, value) end
 
 -- The part of the minute still to come counts, at most a minute: an id that only looks like a
 -- UUIDv7 (an operational event's is a hash) may name any minute, and must not outlive the
--- retention period by more.
+-- retention period by more. A key gets the longest expiry its calls ask for: the earliest now's.
+local ttlFrom = {}
 local function expireMinute(key, minute, now, retsec)
-  local left = math.min(math.max(0, (tonumber(minute) + 1) * MINUTE - tonumber(now)), MINUTE)
+  now = tonumber(now)
+  local from = ttlFrom[key]
+  if from and from <= now then return end
+  ttlFrom[key] = now
+  local left = math.min(math.max(0, (tonumber(minute) + 1) * MINUTE - now), MINUTE)
   ttls[key] = math.floor(left / 1000) + tonumber(retsec)
 end
 
@@ -65,7 +80,7 @@ local function flush()
   for key, f in pairs(sets) do callPairs('HSET', key, f) end
   for key, a in pairs(adds) do callPairs('ZADD', key, a) end
   for key, ttl in pairs(ttls) do redis.call('EXPIRE', key, ttl) end
-  adds, sets, ttls = {}, {}, {}
+  adds, sets, ttls, ttlFrom = {}, {}, {}, {}
 end
 
 -- woken and endpointState remember, for one run of a script, the endpoints wake has seen
@@ -308,16 +323,10 @@ local function eventIdOf(m)
   return m
 end
 
--- storeEvent keeps an event's record: in its minute's hash at flush, or under a key of its own.
-local function storeEvent(tag, evid, etype, now, body, lane, exclude, retsec)
-  local h, ms = eventTime(evid)
-  local code = TYPE_CODE[etype]
-  local v
-  if h and code then
-    v = '\3' .. code .. string.format('%d', now - ms) .. '|' .. lane .. '|' .. exclude .. '|' .. body
-  else
-    v = etype .. '|' .. now .. '|' .. lane .. '|' .. exclude .. '|' .. body
-  end
+-- storeEvent keeps an event's record v (eventrecord.go encodes it), stored at now (ms): in its
+-- minute's hash at flush, or under a key of its own.
+local function storeEvent(tag, evid, now, v, retsec)
+  local h = eventTime(evid)
   if not h then
     redis.call('SET', eventKey(tag, evid), v, 'EX', retsec)
     return

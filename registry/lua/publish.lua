@@ -11,7 +11,7 @@
 -- quota)   ARGV[8] inlineMax
 -- then per request: the idempotency record's head, the request's hash and ':' ('' without a
 -- key; the record is that and each event's "id=subscribers", comma-separated), now (ms), today
--- (Unix days), its number of events; then 7 per event: id, type, body, scan lane ('' for none),
+-- (Unix days), its number of events; then 7 per event: id, type, record (eventrecord.go), scan lane ('' for none),
 -- an endpoint to leave out ('' for none), the id's 16 bytes ('' when it is no hexId), the lane's
 -- 10 bytes
 -- Returns per request, in order: 'replay' and the idempotency record, 'quota', or 'ok', then
@@ -35,13 +35,14 @@ local subsOf, out = {}, {}
 -- scheduled, and returns the idempotency record.
 local function storeAll(k, a, count, now, today, head)
   local drains, record = {}, {}
+  local nowN = tonumber(now)
   for i = 0, count - 1 do
     local sk, tk, ai = KEYS[k + 1 + 3 * i], KEYS[k + 2 + 3 * i], a + 7 * i
     local evid, etype, lane, exclude = ARGV[ai], ARGV[ai + 1], ARGV[ai + 3], ARGV[ai + 4]
     knowBytes(evid, ARGV[ai + 5], lane, ARGV[ai + 6])
     subsOf[sk] = subsOf[sk] or redis.call('SMEMBERS', sk)
     local subs = subsOf[sk]
-    storeEvent(tag, evid, etype, now, ARGV[ai + 2], lane, exclude, retsec)
+    storeEvent(tag, evid, nowN, ARGV[ai + 2], retsec)
     record[#record + 1] = evid .. '=' .. #subs
     addLater(tk, now, eventMember(evid))
     if lane ~= '' then indexScan(scanIndexKey(tag, today), lane, evid) end

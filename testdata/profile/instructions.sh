@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Counts the instructions redis-server executes for the registry's hot paths: an event
+# published in a batch of 100 (registry.BenchmarkPublishBatch) and a delivery taken and
+# recorded by a drain, 16 a batch (registry.BenchmarkDrainBatch). valgrind's callgrind counts
+# the same for the same binary and inputs whatever else the machine does, so a script's change
+# shows here to the percent where timings on a shared machine hide it. Everything runs on
+# loopback; the counts stay in $OUT (not committed).
+#
+#   testdata/profile/instructions.sh              # 40 batches published, 200 drain batches
+#   PUBLISH=80 DRAIN=400 testdata/profile/instructions.sh
+#
+# redis-server runs under valgrind on REDIS_PORT (default 6412). Each benchmark zeroes the
+# counts once its set-up is done (WEBHOOKD_BENCH_COUNT_CMD) and the counts are dumped when it
+# ends, so they cover its ops alone: Ir per event or delivery is the total over their number.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+REDIS_PORT=${REDIS_PORT:-6412}
+PUBLISH=${PUBLISH:-40}
+DRAIN=${DRAIN:-200}
+OUT=${OUT:-$(mktemp -d /tmp/webhookd-instructions-XXXXXX)}
+mkdir -p "$OUT"
+command -v valgrind >/dev/null || { echo "valgrind is needed (Debian package valgrind)"; exit 1; }
+
+valgrind --tool=callgrind --callgrind-out-file="$OUT/callgrind.out" redis-server --port "$REDIS_PORT" \
+  --bind 127.0.0.1 --save '' --appendonly no --dir "$OUT" >"$OUT/valgrind.log" 2>&1 &
+VG=$!
+trap 'redis-cli -p "$REDIS_PORT" shutdown nosave >/dev/null 2>&1 || kill $VG 2>/dev/null; wait $VG 2>/dev/null || true' EXIT
+until redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1; do sleep 0.2; done
+go test -c -o "$OUT/registry.test" ./registry/
+
+# count BENCH OPS UNITS_PER_OP LABEL: runs the benchmark OPS times and prints Ir per unit.
+count() {
+  redis-cli -p "$REDIS_PORT" flushall >/dev/null
+  WEBHOOKD_TEST_REDIS_URL="redis://127.0.0.1:$REDIS_PORT/0" WEBHOOKD_BENCH_COUNT_CMD="callgrind_control -z $VG" \
+    "$OUT/registry.test" -test.run '^$' -test.bench "^$1\$" -test.benchtime "${2}x" >"$OUT/$1.txt" 2>&1
+  callgrind_control -d "$1" "$VG" >/dev/null
+  local f total
+  f=$(ls -t "$OUT"/callgrind.out.* | head -1)
+  total=$(sed -n 's/^summary: //p; s/^totals: //p' "$f" | head -1)
+  printf '%-24s %12d instructions of redis-server per %s (%d in all)\n' "$1" $((total / ($2 * $3))) "$4" $(($2 * $3))
+}
+count BenchmarkPublishBatch "$PUBLISH" 100 "event published"
+count BenchmarkDrainBatch "$DRAIN" 16 "delivery taken and recorded"
