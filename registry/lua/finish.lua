@@ -93,15 +93,14 @@ local function record(tag, eid, did, entry, s, status, att, nextAt, at, retsec, 
   if att ~= '' and not keep then run = run + 1 end
   if status ~= 'succeeded' and s.status ~= 'active' then status, gen = 'held', gen + 1 end
   if status ~= 'retrying' then nextAt = '' end
-  local k = deliveryKey(tag, did)
-  if rec == '1' and redis.call('EXISTS', k) == 1 then
+  if rec == '1' and redis.call('EXISTS', deliveryKey(tag, did)) == 1 then
     if att ~= '' then logAttempt(tag, did, att, retsec) end
-    redis.call('HSET', k, 'runAttempts', run, 'status', status, 'nextAttemptAt', nextAt, 'updatedAt', at,
+    redis.call('HSET', deliveryKey(tag, did), 'runAttempts', run, 'status', status, 'nextAttemptAt', nextAt, 'updatedAt', at,
       'generation', gen)
   elseif status == 'succeeded' and att ~= '' and run == 1 and gen == 0 and kept[1] ~= '' then
     keepSuccess(tag, created, kept[1], kept[2], at, retsec)
   else
-    local n = 0
+    local k, n = deliveryKey(tag, did), 0
     if att ~= '' then n = 1 end
     redis.call('HSET', k, 'webhookId', eid, 'eventId', evid, 'eventType', etype, 'status', status,
       'attemptCount', n, 'runAttempts', run, 'generation', gen, 'createdAt', created, 'updatedAt', at,
