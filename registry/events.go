@@ -160,7 +160,7 @@ func publishArgs(tid string, b NewBatch, keys []string, args []any) ([]string, [
 	keys = append(keys, idempotencyKey(tid, b.IdempotencyKey), usageKey(tid, at.UTC().Format("2006-01")))
 	args = append(args, idemHead(b), ms(at), unixDay(at), len(b.Events))
 	for _, n := range b.Events {
-		keys = append(keys, eventKey(tid, n.ID), subscribersKey(tid, n.Type), eventsKey(tid, n.Type))
+		keys = append(keys, subscribersKey(tid, n.Type), eventsKey(tid, n.Type))
 		lane, laneBytes := LaneOf(n.ScanID), ""
 		if lane != "" {
 			laneBytes = laneField(lane)

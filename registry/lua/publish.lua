@@ -4,8 +4,9 @@
 -- count of every event. When at most inlineMax endpoints subscribe to an event, its deliveries
 -- are queued in the same step; a larger fan-out is recorded in the outbox for a fan-out task.
 --
--- KEYS[1] outbox, then per request: its idempotency key, its month's usage, and 3 per event: the
--- event, the subscribers of its type, the tenant's events of its type
+-- KEYS[1] outbox, then per request: its idempotency key, its month's usage, and 2 per event: the
+-- subscribers of its type, the tenant's events of its type (an event's own key, where it is
+-- kept at all, is the tag's like every key here: storeEvent)
 -- ARGV[1] tag   ARGV[2] delivery id namespace   ARGV[3] retention (s)   ARGV[4] idempotency TTL (s)
 -- ARGV[5] quota (0: none)   ARGV[6] usage TTL (s)   ARGV[7] '1' for events of webhookd's own (no
 -- quota)   ARGV[8] inlineMax
@@ -37,7 +38,7 @@ local function storeAll(k, a, count, now, today, head)
   local drains, record = {}, {}
   local nowN = tonumber(now)
   for i = 0, count - 1 do
-    local sk, tk, ai = KEYS[k + 1 + 3 * i], KEYS[k + 2 + 3 * i], a + 7 * i
+    local sk, tk, ai = KEYS[k + 2 * i], KEYS[k + 1 + 2 * i], a + 7 * i
     local evid, etype, lane, exclude = ARGV[ai], ARGV[ai + 1], ARGV[ai + 3], ARGV[ai + 4]
     knowBytes(evid, ARGV[ai + 5], lane, ARGV[ai + 6])
     subsOf[sk] = subsOf[sk] or redis.call('SMEMBERS', sk)
@@ -90,7 +91,7 @@ local k, a = 2, 9
 while a <= #ARGV do
   local count = tonumber(ARGV[a + 3])
   publish(k, a, count)
-  k, a = k + 2 + 3 * count, a + 4 + 7 * count
+  k, a = k + 2 + 2 * count, a + 4 + 7 * count
 end
 flush()
 return out
