@@ -95,8 +95,8 @@ local function record(tag, eid, did, entry, s, status, att, nextAt, at, retsec, 
   if status ~= 'retrying' then nextAt = '' end
   if rec == '1' and redis.call('EXISTS', deliveryKey(tag, did)) == 1 then
     if att ~= '' then logAttempt(tag, did, att, retsec) end
-    redis.call('HSET', deliveryKey(tag, did), 'runAttempts', run, 'status', status, 'nextAttemptAt', nextAt, 'updatedAt', at,
-      'generation', gen)
+    redis.call('HSET', deliveryKey(tag, did), 'runAttempts', run, 'status', status, 'nextAttemptAt', nextAt,
+      'updatedAt', at, 'generation', gen)
   elseif status == 'succeeded' and att ~= '' and run == 1 and gen == 0 and kept[1] ~= '' then
     keepSuccess(tag, created, kept[1], kept[2], at, retsec)
   else

@@ -104,9 +104,9 @@ local BUCKETS = {5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000}
 
 local BUCKET_FIELDS = {'b1', 'b2', 'b3', 'b4', 'b5', 'b6', 'b7', 'b8', 'b9', 'b10', 'b11', 'b12', 'b13'}
 
--- tally counts an attempt that ended at at (ms) after ms in its hour's stats. The last hour's
--- key is remembered: a batch's attempts are mostly of one (a string key: gopher-lua, the
--- embedded Redis's Lua, keeps a table's integer keys in an array as long as the largest one,
+-- tally counts an attempt of ms milliseconds that ended at at (Unix ms) in its hour's stats. The
+-- last hour's key is remembered: a batch's attempts are mostly of one (a string key: gopher-lua,
+-- the embedded Redis's Lua, keeps a table's integer keys in an array as long as the largest one,
 -- and an hour number is near 490,000).
 local lastHour, lastHourText
 local function tally(stats, at, ok, ms)

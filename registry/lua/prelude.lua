@@ -15,10 +15,11 @@
 -- NS is the namespace of delivery ids; a script that derives ids sets it from its arguments.
 local NS = ''
 
--- deliveryId is registry.DeliveryID: a UUIDv5 (SHA-1) of the namespace, event and endpoint.
--- VARIANT is the id's variant digit (binary 10xx) for the hash's digit in its place.
+-- VARIANT is a UUID's variant digit (binary 10xx) for the hash's digit in its place.
 local VARIANT = {['0'] = '8', ['1'] = '9', ['2'] = 'a', ['3'] = 'b', ['4'] = '8', ['5'] = '9', ['6'] = 'a',
   ['7'] = 'b', ['8'] = '8', ['9'] = '9', a = 'a', b = 'b', c = '8', d = '9', e = 'a', f = 'b'}
+
+-- deliveryId is registry.DeliveryID: a UUIDv5 (SHA-1) of the namespace, event and endpoint.
 local function deliveryId(evid, eid)
   local a, b, c, v, d, e = string.match(redis.sha1hex(NS .. evid .. '/' .. eid),
     '^(........)(....).(...)(.)(...)(............)')

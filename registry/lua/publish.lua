@@ -5,16 +5,15 @@
 -- are queued in the same step; a larger fan-out is recorded in the outbox for a fan-out task.
 --
 -- KEYS[1] outbox, then per request: its idempotency key, its month's usage, and 2 per event: the
--- subscribers of its type, the tenant's events of its type (an event's own key, where it is
--- kept at all, is the tag's like every key here: storeEvent)
+-- subscribers of its type, the tenant's events of its type
 -- ARGV[1] tag   ARGV[2] delivery id namespace   ARGV[3] retention (s)   ARGV[4] idempotency TTL (s)
 -- ARGV[5] quota (0: none)   ARGV[6] usage TTL (s)   ARGV[7] '1' for events of webhookd's own (no
 -- quota)   ARGV[8] inlineMax
 -- then per request: the idempotency record's head, the request's hash and ':' ('' without a
 -- key; the record is that and each event's "id=subscribers", comma-separated), now (ms), today
--- (Unix days), its number of events; then 7 per event: id, type, record (eventrecord.go), scan lane ('' for none),
--- an endpoint to leave out ('' for none), the id's 16 bytes ('' when it is no hexId), the lane's
--- 10 bytes
+-- (Unix days), its number of events; then 7 per event: id, type, its record (eventrecord.go),
+-- scan lane ('' for none), an endpoint to leave out ('' for none), the id's 16 bytes ('' when it
+-- is no hexId), the lane's 10 bytes
 -- Returns per request, in order: 'replay' and the idempotency record, 'quota', or 'ok', then
 -- per event 'inline' or 'fanout' and its subscriber count, then the number of drains to
 -- schedule and the drains.
