@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/hex"
 	"errors"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -80,11 +79,11 @@ func eventField(evid string) string {
 // and the endpoint it leaves out (empty for none) and its body as body.go keeps it: compact for a
 // UUIDv7 id and a type with a code, else as text. The scripts store it as given (storeEvent).
 func eventRecord(evid, typ string, at int64, lane, exclude string, body []byte) []byte {
-	code := slices.Index(typeCodes, typ)
+	code, coded := codeOfType(typ)
 	idMs, isV7 := eventTime(evid)
 	r := make([]byte, 0, len(typ)+len(lane)+len(exclude)+len(body)+24)
-	if isV7 && code >= 0 {
-		r = strconv.AppendInt(append(r, compactMark, byte('a'+code)), at-idMs, 10)
+	if isV7 && coded {
+		r = strconv.AppendInt(append(r, compactMark, code), at-idMs, 10)
 	} else {
 		r = strconv.AppendInt(append(append(r, typ...), '|'), at, 10)
 	}

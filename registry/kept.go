@@ -3,7 +3,6 @@ package registry
 import (
 	"context"
 	"errors"
-	"slices"
 	"strconv"
 	"strings"
 
@@ -43,13 +42,13 @@ func keptField(did string) string {
 // event id, the type and the attempt allow, else as text.
 func keptValue(evid, typ string, created, end int64, att string) string {
 	f := strings.SplitN(att, " ", 3)
-	code := slices.Index(typeCodes, typ)
+	code, coded := codeOfType(typ)
 	b, hexID := idBytes(evid)
-	if !hexID || code < 0 || len(f) != 3 || len(f[1]) != 19 {
+	if !hexID || !coded || len(f) != 3 || len(f[1]) != 19 {
 		return evid + "|" + typ + "|" + strconv.FormatInt(end, 10) + "|" + att
 	}
 	startMs, _ := strconv.ParseInt(f[1][:13], 10, 64)
-	return string(rune(keptMark)) + b + string(rune('a'+code)) + strconv.FormatInt(end-created, 10) + "|" +
+	return string(rune(keptMark)) + b + string(rune(code)) + strconv.FormatInt(end-created, 10) + "|" +
 		f[0] + " " + strconv.FormatInt(startMs-created, 10) + ":" + f[1][13:] + " " + f[2]
 }
 

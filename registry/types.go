@@ -3,6 +3,7 @@ package registry
 import (
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 )
@@ -355,13 +356,18 @@ func typeOfCode(c byte) (string, bool) {
 	return typeCodes[i], true
 }
 
-// luaTypeCodes gives the scripts the codes of typeCodes: TYPE_CODE[type] and CODE_TYPE[code].
+// codeOfType is the code compact records name type typ by; false for a type without one.
+func codeOfType(typ string) (byte, bool) {
+	i := slices.Index(typeCodes, typ)
+	return byte('a' + i), i >= 0
+}
+
+// luaTypeCodes gives the scripts the types of typeCodes' codes, CODE_TYPE[code]: they read
+// compact records; Go writes them.
 var luaTypeCodes = func() string {
-	var code, typ strings.Builder
+	var typ strings.Builder
 	for i, t := range typeCodes {
-		c := string(rune('a' + i))
-		fmt.Fprintf(&code, "[%q]=%q,", t, c)
-		fmt.Fprintf(&typ, "[%q]=%q,", c, t)
+		fmt.Fprintf(&typ, "[%q]=%q,", string(rune('a'+i)), t)
 	}
-	return "local TYPE_CODE, CODE_TYPE = {" + code.String() + "}, {" + typ.String() + "}\n"
+	return "local CODE_TYPE = {" + typ.String() + "}\n"
 }()
