@@ -16,8 +16,8 @@ import (
 
 // Benchmarks of the registry's hot paths, on the real redis-server only: each request
 // authenticates (Authenticate: its key and its rate limit), each publish runs one script (PublishEvent), a drain takes and
-// finishes its deliveries a batch at a time (DrainBatch), and a retry fires its timer, is
-// taken and finished alone (RetryRound).
+// finishes its deliveries a batch at a time (DrainBatch; a take alone, of 1 and of 16: Take),
+// and a retry fires its timer, is taken and finished alone (RetryRound).
 
 type benchEnv struct {
 	store *registry.Store
@@ -89,6 +89,7 @@ func BenchmarkAuthenticate(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
+	be.startCounting(b)
 	start := be.redisMicros(b)
 	for b.Loop() {
 		if _, _, err := be.store.Authenticate(b.Context(), plain, 1<<30); err != nil {
@@ -103,6 +104,7 @@ func BenchmarkPublishEvent(b *testing.B) {
 	body := eventBody("evt_bench", registry.EventScanCompleted)
 	now := time.Now()
 	i := 0
+	be.startCounting(b)
 	start := be.redisMicros(b)
 	for b.Loop() {
 		i++
@@ -213,6 +215,28 @@ func BenchmarkDrainBatch(b *testing.B) {
 	per := float64(b.N * batch)
 	b.ReportMetric(float64(take-info)/per, "take-redis-µs/delivery")
 	b.ReportMetric(float64(finish-info)/per, "finish-redis-µs/delivery")
+}
+
+// BenchmarkTake is one take of 1 and of 16 deliveries from the head of a queue, with their
+// events' records and the endpoint. Nothing records them, so every take reads the same ones:
+// the two sizes set a take's fixed cost apart from its cost per delivery
+// (testdata/profile/instructions.sh counts both). A drain under a flood of single events takes
+// a few deliveries at a time, and pays the fixed cost for those few.
+func BenchmarkTake(b *testing.B) {
+	for _, limit := range []int{1, 16} {
+		b.Run(strconv.Itoa(limit), func(b *testing.B) {
+			be := newBenchEnv(b)
+			n := be.queue(b, 64, time.Now(), eventBody("evt_bench", registry.EventScanCompleted))
+			be.startCounting(b)
+			for b.Loop() {
+				items, _, err := be.store.Take(b.Context(), registry.TakeRequest{TenantID: be.tid, EndpointID: be.eid,
+					N: n, Limit: limit})
+				if err != nil || len(items) != limit {
+					b.Fatalf("Take = %d items, %v", len(items), err)
+				}
+			}
+		})
+	}
 }
 
 // queue publishes count events to the bench's endpoint in batches of 80 and returns the
