@@ -39,9 +39,13 @@ func (s *Server) publishEvent(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	res, err := s.cfg.Deliveries.Publish(c.Request().Context(), delivery.PublishRequest{
-		TenantID: tenantID(c), Type: ev.typ, Data: ev.data, IdempotencyKey: idem,
-		RequestHash: hash, ScanID: ev.scanID, Quota: c.Get(ctxQuota).(int64),
+	var res *delivery.Published
+	err = s.publishAs(c, func(quota int64, check *registry.KeyCheck) (err error) {
+		res, err = s.cfg.Deliveries.Publish(c.Request().Context(), delivery.PublishRequest{
+			TenantID: tenantID(c), Type: ev.typ, Data: ev.data, IdempotencyKey: idem,
+			RequestHash: hash, ScanID: ev.scanID, Quota: quota, Key: check,
+		})
+		return err
 	})
 	if err != nil {
 		return err
@@ -84,8 +88,12 @@ func (s *Server) publishBatch(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	res, err := s.cfg.Deliveries.PublishBatch(c.Request().Context(), delivery.BatchRequest{TenantID: tenantID(c),
-		Events: evs, IdempotencyKey: idem, RequestHash: hash, Quota: c.Get(ctxQuota).(int64)})
+	var res *delivery.PublishedBatch
+	err = s.publishAs(c, func(quota int64, check *registry.KeyCheck) (err error) {
+		res, err = s.cfg.Deliveries.PublishBatch(c.Request().Context(), delivery.BatchRequest{TenantID: tenantID(c),
+			Events: evs, IdempotencyKey: idem, RequestHash: hash, Quota: quota, Key: check})
+		return err
+	})
 	if err != nil {
 		return err
 	}

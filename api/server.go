@@ -23,6 +23,7 @@ type Registry interface {
 	Ping(ctx context.Context) error
 	Now() time.Time
 	Authenticate(ctx context.Context, plain string, defaultPerMinute int) (*registry.APIKey, registry.RateResult, error)
+	KnownKey(plain string) (*registry.APIKey, *registry.KeyCheck, bool)
 	APIKey(ctx context.Context, id string) (*registry.APIKey, error)
 	CreatePortalSession(ctx context.Context, k *registry.APIKey, ttl time.Duration) (*registry.PortalSession, string, error)
 	LookupPortalSession(ctx context.Context, token string) (*registry.PortalSession, error)
@@ -192,8 +193,8 @@ func (s *Server) routes() *echo.Echo {
 	getHead(v1, "/webhooks/:id/stats", s.endpointStats, ids...)
 	getHead(v1, "/events", s.listEvents, read...)
 	getHead(v1, "/events/:eventId", s.getEvent, read...)
-	v1.POST("/events", s.publishEvent, s.guard(s.authenticate, registry.ScopeEventsWrite)...)
-	v1.POST("/events/batch", s.publishBatch, s.guard(s.authenticate, registry.ScopeEventsWrite)...)
+	v1.POST("/events", s.publishEvent, s.guard(s.authenticatePublish, registry.ScopeEventsWrite)...)
+	v1.POST("/events/batch", s.publishBatch, s.guard(s.authenticatePublish, registry.ScopeEventsWrite)...)
 	getHead(v1, "/usage", s.usage, s.authenticate, s.limitBody, s.plainBody)
 	v1.POST("/portal/sessions", s.createPortalSession, s.guard(s.authenticate, registry.ScopeWebhooksWrite)...)
 	if s.cfg.Extra != nil {

@@ -26,6 +26,8 @@ type PublishRequest struct {
 	// ScanID is data.scanId: it orders the event's deliveries to endpoints ordered by scan.
 	ScanID string
 	Quota  int64
+	// Key, when set, is the request's authentication, answered by the publish (registry.KeyCheck).
+	Key *registry.KeyCheck
 }
 
 // Published is the publish answer.
@@ -92,7 +94,7 @@ func writeString(b *bytes.Buffer, s string) {
 // Publish stores one event and queues its work: PublishBatch with a batch of one.
 func (s *Service) Publish(ctx context.Context, p PublishRequest) (*Published, error) {
 	b, err := s.PublishBatch(ctx, BatchRequest{TenantID: p.TenantID, IdempotencyKey: p.IdempotencyKey,
-		RequestHash: p.RequestHash, Quota: p.Quota,
+		RequestHash: p.RequestHash, Quota: p.Quota, Key: p.Key,
 		Events: []BatchEvent{{Type: p.Type, Data: p.Data, ScanID: p.ScanID}}})
 	if err != nil {
 		return nil, err
@@ -117,6 +119,8 @@ type BatchRequest struct {
 	// RequestHash identifies the whole request's content (see registry.NewBatch).
 	RequestHash string
 	Quota       int64
+	// Key, when set, is the request's authentication, answered by the publish (registry.KeyCheck).
+	Key *registry.KeyCheck
 }
 
 // PublishedBatch is the batch publish answer: each event as Publish answers it, in order.
@@ -133,7 +137,7 @@ type PublishedBatch struct {
 func (s *Service) PublishBatch(ctx context.Context, p BatchRequest) (*PublishedBatch, error) {
 	now := s.store.Now().UTC()
 	b := registry.NewBatch{Events: make([]registry.NewEvent, len(p.Events)), IdempotencyKey: p.IdempotencyKey,
-		RequestHash: p.RequestHash, Quota: p.Quota}
+		RequestHash: p.RequestHash, Quota: p.Quota, Key: p.Key}
 	for i, e := range p.Events {
 		id := NewEventID()
 		body, err := EventBody(id, e.Type, now, e.Data)

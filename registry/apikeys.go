@@ -245,6 +245,14 @@ type decodedKey struct {
 // maxKeyRecords bounds keyRecords (a record is a few hundred bytes); past it, it starts again.
 const maxKeyRecords = 10000
 
+// last is the record of kid read last, and its key.
+func (c *keyRecords) last(kid string) (decodedKey, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	d, ok := c.m[kid]
+	return d, ok
+}
+
 func (c *keyRecords) decode(kid, rec string) (*APIKey, error) {
 	c.mu.Lock()
 	d, ok := c.m[kid]

@@ -60,6 +60,8 @@ type NewBatch struct {
 	// monthly event quota (0: unlimited), which every event of the batch counts against.
 	Internal bool
 	Quota    int64
+	// Key, when set, is the request's authentication, answered by the publish (KeyCheck).
+	Key *KeyCheck
 }
 
 // StoredBatch is what PublishEvents did: each event as stored, in the batch's order, and the
@@ -159,6 +161,7 @@ func publishArgs(tid string, b NewBatch, keys []string, args []any) ([]string, [
 	at := b.Events[0].CreatedAt
 	keys = append(keys, idempotencyKey(tid, b.IdempotencyKey), usageKey(tid, at.UTC().Format("2006-01")))
 	args = append(args, idemHead(b), ms(at), unixDay(at), len(b.Events))
+	keys, args = keyCheckArgs(b.Key, keys, args)
 	for _, n := range b.Events {
 		keys = append(keys, subscribersKey(tid, n.Type), eventsKey(tid, n.Type))
 		lane, laneBytes := LaneOf(n.ScanID), ""
@@ -176,6 +179,17 @@ func publishArgs(tid string, b NewBatch, keys []string, args []any) ([]string, [
 // call's own outcome (QUOTA_EXCEEDED) is its err; an error returned is the group's.
 func (c *publishCall) read(tid string, res []string) ([]string, error) {
 	b, n := c.batch, len(c.batch.Events)
+	if b.Key != nil {
+		var err error
+		res, err = readKeyCheck(b.Key, res)
+		switch {
+		case errors.Is(err, ErrKeyChanged) || errors.Is(err, errKeyRefused):
+			c.err = err
+			return res, nil
+		case err != nil:
+			return nil, err
+		}
+	}
 	switch {
 	case len(res) >= 2 && res[0] == "replay":
 		c.replay = res[1]

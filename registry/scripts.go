@@ -19,7 +19,7 @@ var luaFiles embed.FS
 // luaPreamble is what the scripts share: the constants, key functions, entry encodings and
 // helpers. A script gets the part of it that it uses (withLibrary).
 var luaPreamble = splitDefs("local LEASE = " + strconv.FormatInt(DrainLease.Milliseconds(), 10) + "\n" +
-	luaKeys + luaEncodings + luaQueueEntry + luaTypeCodes + mustRead("prelude") + "\n")
+	luaKeys + luaEncodings + luaQueueEntry + luaTypeCodes + mustRead("prelude") + "\n" + mustRead("gcra") + "\n")
 
 func mustRead(name string) string {
 	b, err := luaFiles.ReadFile("lua/" + name + ".lua")

@@ -37,6 +37,9 @@ type Store struct {
 	inline    int
 	recBatch  int
 	keys      keyRecords
+	// clustered is a Redis Cluster, where a key's records are in another slot than its
+	// tenant's (KnownKey).
+	clustered bool
 	auth      groups[*authCall]
 	publishes groups[*publishCall]
 }
@@ -71,8 +74,9 @@ func New(cfg Config) (*Store, error) {
 	// agree with what a later read returns (an idempotent replay shows the same createdAt).
 	clock := cfg.Now
 	now := func() time.Time { return clock().UTC().Truncate(time.Millisecond) }
+	_, clustered := cfg.Client.(*redis.ClusterClient)
 	return &Store{rdb: cfg.Client, now: now, retention: cfg.Retention, idemTTL: cfg.IdempotencyTTL,
-		inline: max(cfg.InlineFanout, -1), recBatch: cfg.RecoveryBatch}, nil
+		inline: max(cfg.InlineFanout, -1), recBatch: cfg.RecoveryBatch, clustered: clustered}, nil
 }
 
 // Client returns the Redis connection the store uses.

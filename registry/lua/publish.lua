@@ -4,17 +4,21 @@
 -- count of every event. When at most inlineMax endpoints subscribe to an event, its deliveries
 -- are queued in the same step; a larger fan-out is recorded in the outbox for a fan-out task.
 --
--- KEYS[1] outbox, then per request: its idempotency key, its month's usage, and 2 per event: the
--- subscribers of its type, the tenant's events of its type
+-- KEYS[1] outbox, then per request: its idempotency key, its month's usage, with a key check
+-- the key's record and its rate limit, and 2 per event: the subscribers of its type, the
+-- tenant's events of its type
 -- ARGV[1] tag   ARGV[2] delivery id namespace   ARGV[3] retention (s)   ARGV[4] idempotency TTL (s)
 -- ARGV[5] quota (0: none)   ARGV[6] usage TTL (s)   ARGV[7] '1' for events of webhookd's own (no
 -- quota)   ARGV[8] inlineMax
 -- then per request: the idempotency record's head, the request's hash and ':' ('' without a
 -- key; the record is that and each event's "id=subscribers", comma-separated), now (ms), today
--- (Unix days), its number of events; then 7 per event: id, type, its record (eventrecord.go),
+-- (Unix days), its number of events, the key's record as the caller read it ('' for no key check:
+-- keycheck.go) and its per-minute limit; then 7 per event: id, type, its record (eventrecord.go),
 -- scan lane ('' for none), an endpoint to leave out ('' for none), the id's 16 bytes ('' when it
 -- is no hexId), the lane's 10 bytes
--- Returns per request, in order: 'replay' and the idempotency record, 'quota', or 'ok', then
+-- Returns per request, in order: with a key check, 'stale' (and nothing else for it) or 'counted'
+-- and allowEach's four (nothing else when it refused); then 'replay' and the idempotency record,
+-- 'quota', or 'ok', then
 -- per event 'inline' or 'fanout' and its subscriber count, then the number of drains to
 -- schedule and the drains.
 -- indexScan adds an event to its scan's entry in the day's scan index (scanindex.go; TrimIndexes
@@ -60,9 +64,64 @@ local function storeAll(k, a, count, now, today, head)
   return head .. table.concat(record, ',')
 end
 
--- publish answers one request, whose keys start at KEYS[k] and arguments at ARGV[a].
-local function publish(k, a, count)
-  local head = ARGV[a]
+-- requests lists the requests: where each one's keys (k) and arguments (a) start, where its
+-- events' keys do (ek), its number of events and its key check's record ('' for none).
+local function requests()
+  local rs, k, a = {}, 2, 9
+  while a <= #ARGV do
+    local r = {k = k, a = a, ek = k + 2, count = tonumber(ARGV[a + 3]), rec = ARGV[a + 4]}
+    if r.rec ~= '' then r.ek = k + 4 end
+    rs[#rs + 1] = r
+    k, a = r.ek + 2 * r.count, a + 6 + 7 * r.count
+  end
+  return rs
+end
+
+-- checkKeys answers the requests' key checks before any is published, as authenticate.lua would
+-- for each key: one read of each key's record (KEYS[k + 2] of a request with a check), then one
+-- count of each key's limit (KEYS[k + 3]) for all its requests in their order. It returns per
+-- request with a check 'stale', or allowEach's result for it.
+local function checkKeys(rs)
+  local checks, recs, limits = {}, {}, {}
+  for i, r in ipairs(rs) do
+    if r.rec ~= '' then
+      local rk, qk = KEYS[r.k + 2], KEYS[r.k + 3]
+      if recs[rk] == nil then recs[rk] = redis.call('GET', rk) or false end
+      if recs[rk] ~= r.rec then
+        checks[i] = 'stale'
+      else
+        limits[qk] = limits[qk] or {n = 0, j = 0, limit = tonumber(ARGV[r.a + 5])}
+        limits[qk].n, checks[i] = limits[qk].n + 1, qk
+      end
+    end
+  end
+  for qk, l in pairs(limits) do l.rs = allowEach(qk, l.limit, l.limit, 60, l.n) end
+  for i = 1, #rs do
+    local l = limits[checks[i]]
+    if l then
+      l.j = l.j + 1
+      checks[i] = l.rs[l.j]
+    end
+  end
+  return checks
+end
+
+-- keyAllows answers a request's key check as checkKeys found it: whether it may be published.
+local function keyAllows(check)
+  if check == 'stale' then
+    table.insert(out, 'stale')
+    return false
+  end
+  for _, v in ipairs({'counted', tostring(check[1]), tostring(math.floor(check[2])), check[3], check[4]}) do
+    table.insert(out, v)
+  end
+  return check[1] == 1
+end
+
+-- publish answers request r (requests) after its key check, if any (checkKeys).
+local function publish(r, check)
+  local k, a, count, head = r.k, r.a, r.count, ARGV[r.a]
+  if check and not keyAllows(check) then return end
   if head ~= '' then
     local prev = redis.call('GET', KEYS[k])
     if prev then
@@ -82,15 +141,12 @@ local function publish(k, a, count)
     end
   end
   table.insert(out, 'ok')
-  local record = storeAll(k + 2, a + 4, count, ARGV[a + 1], ARGV[a + 2], head)
+  local record = storeAll(r.ek, a + 6, count, ARGV[a + 1], ARGV[a + 2], head)
   if head ~= '' then redis.call('SET', KEYS[k], record, 'EX', ARGV[4]) end
 end
 
-local k, a = 2, 9
-while a <= #ARGV do
-  local count = tonumber(ARGV[a + 3])
-  publish(k, a, count)
-  k, a = k + 2 + 2 * count, a + 4 + 7 * count
-end
+local rs = requests()
+local checks = checkKeys(rs)
+for i, r in ipairs(rs) do publish(r, checks[i]) end
 flush()
 return out
