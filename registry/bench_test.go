@@ -117,6 +117,40 @@ func BenchmarkPublishEvent(b *testing.B) {
 	be.reportRedis(b, start, b.N)
 }
 
+// BenchmarkPublishChecked is BenchmarkPublishEvent carrying its key's check (KeyCheck), as an
+// API publish makes it once its process has read the key: the whole request's round trip,
+// authentication included.
+func BenchmarkPublishChecked(b *testing.B) {
+	be := newBenchEnv(b)
+	_, plain, err := be.store.CreateAPIKey(b.Context(), registry.NewKeyParams{TenantID: be.tid, Scopes: registry.Scopes})
+	if err != nil {
+		b.Fatal(err)
+	}
+	if _, _, err := be.store.Authenticate(b.Context(), plain, 1<<30); err != nil {
+		b.Fatal(err)
+	}
+	body := eventBody("evt_bench", registry.EventScanCompleted)
+	now := time.Now()
+	i := 0
+	be.startCounting(b)
+	start := be.redisMicros(b)
+	for b.Loop() {
+		i++
+		_, check, ok := be.store.KnownKey(plain)
+		if !ok {
+			b.Fatal("the key is not known")
+		}
+		check.Limit = 1 << 30
+		_, err := be.store.PublishEvents(b.Context(), be.tid, registry.NewBatch{Events: []registry.NewEvent{{
+			ID: newEventID(), Type: registry.EventScanCompleted, CreatedAt: now, Body: body}},
+			IdempotencyKey: "idem-" + strconv.Itoa(i), Key: check})
+		if err != nil {
+			b.Fatal(err)
+		}
+	}
+	be.reportRedis(b, start, b.N)
+}
+
 // BenchmarkPublishBatch is a batch publish of 100 events to one endpoint, as
 // POST /api/v1/events/batch makes it; one op is the batch.
 func BenchmarkPublishBatch(b *testing.B) {

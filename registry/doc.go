@@ -6,7 +6,9 @@
 //
 // Every key of a tenant carries the hash tag {t:<tenantID>}, so each operation (a script, a
 // transaction) touches one Redis Cluster slot; an API key lives under {k:<keyID>}, a portal
-// session under {ps:<sessionID>}. keys.go is
+// session under {ps:<sessionID>}. One script reaches across: a publish that carries its key's
+// check (keycheck.go) reads the key's record and counts its limit, which only a single Redis
+// allows, so a cluster's publishes carry none. keys.go is
 // the only file that spells key names, for Go and, through luaKeys, for the scripts.
 //
 //	wh:{t:T}:tenant              tenant (JSON)          wh:{k:K}:key        API key (JSON)

@@ -102,6 +102,9 @@ func (s *Store) PublishEvents(ctx context.Context, tid string, b NewBatch) (*Sto
 	err := s.publishes.do(ctx, publishSubject(tid, b.Quota, b.Internal), c, func(ctx context.Context, calls []*publishCall) error {
 		return s.publish(ctx, tid, calls)
 	})
+	if b.Key != nil && c.answered() {
+		b.Key.Counted, b.Key.Rate = c.counted, c.rate
+	}
 	switch {
 	case err != nil:
 		return nil, err
@@ -123,6 +126,9 @@ type publishCall struct {
 	batch  NewBatch
 	stored *StoredBatch
 	replay string // the idempotency record of an earlier batch
+	// counted is true once the script counted the batch's key check, whose decision rate is.
+	counted bool
+	rate    RateResult
 }
 
 func (c *publishCall) size() int { return len(c.batch.Events) }
@@ -181,7 +187,7 @@ func (c *publishCall) read(tid string, res []string) ([]string, error) {
 	b, n := c.batch, len(c.batch.Events)
 	if b.Key != nil {
 		var err error
-		res, err = readKeyCheck(b.Key, res)
+		res, c.counted, c.rate, err = readKeyCheck(res)
 		switch {
 		case errors.Is(err, ErrKeyChanged) || errors.Is(err, errKeyRefused):
 			c.err = err

@@ -48,6 +48,16 @@ func newWaiter() waiter { return waiter{done: make(chan struct{})} }
 
 func (w *waiter) waiting() *waiter { return w }
 
+// answered tells whether the call has its answer, which its results are then part of.
+func (w *waiter) answered() bool {
+	select {
+	case <-w.done:
+		return true
+	default:
+		return false
+	}
+}
+
 // answer ends the call with err (its other results set before).
 func (w *waiter) answer(err error) {
 	w.err = err

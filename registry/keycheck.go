@@ -16,7 +16,7 @@ import (
 // authenticates with Authenticate.
 
 // KeyCheck is a publish's authentication: the key's record as last read, and its per-minute
-// limit. The publish sets Counted and Rate once it counted the request.
+// limit. PublishEvents sets Counted and Rate once its script counted the request.
 type KeyCheck struct {
 	KeyID   string
 	Record  string
@@ -59,29 +59,29 @@ func keyCheckArgs(c *KeyCheck, keys []string, args []any) ([]string, []any) {
 	return keys, append(args, c.Record, c.Limit)
 }
 
-// readKeyCheck takes a key check's answer off the front of lua/publish.lua's: 'stale', or
-// 'counted' and the rate decision's four values.
-func readKeyCheck(c *KeyCheck, res []string) ([]string, error) {
+// readKeyCheck takes a key check's answer off the front of lua/publish.lua's: 'stale'
+// (ErrKeyChanged), or 'counted' and the rate decision's four values (errKeyRefused when it
+// refused).
+func readKeyCheck(res []string) ([]string, bool, RateResult, error) {
 	switch {
 	case len(res) >= 1 && res[0] == "stale":
-		return res[1:], ErrKeyChanged
+		return res[1:], false, RateResult{}, ErrKeyChanged
 	case len(res) < 5 || res[0] != "counted":
-		return nil, storeErr("publish events", errors.New("no key check in the answer"))
+		return nil, false, RateResult{}, storeErr("publish events", errors.New("no key check in the answer"))
 	}
 	taken, _ := strconv.Atoi(res[1])
 	remaining, _ := strconv.Atoi(res[2])
 	retry, err := secondsOf(res[3])
 	if err != nil {
-		return nil, err
+		return nil, false, RateResult{}, err
 	}
 	reset, err := secondsOf(res[4])
 	if err != nil {
-		return nil, err
+		return nil, false, RateResult{}, err
 	}
-	c.Counted = true
-	c.Rate = RateResult{Allowed: taken > 0, Remaining: remaining, RetryAfter: retry, ResetAfter: reset}
-	if !c.Rate.Allowed {
-		return res[5:], errKeyRefused
+	r := RateResult{Allowed: taken > 0, Remaining: remaining, RetryAfter: retry, ResetAfter: reset}
+	if !r.Allowed {
+		return res[5:], true, r, errKeyRefused
 	}
-	return res[5:], nil
+	return res[5:], true, r, nil
 }

@@ -10,8 +10,9 @@ import (
 )
 
 // The Lua scripts of the delivery state machine live in lua/, one file each, with a block that
-// says what each KEYS and ARGV entry is. Each runs atomically inside one tenant's hash tag and
-// is run by one Go method, which its variable sits above.
+// says what each KEYS and ARGV entry is. Each runs atomically inside one tenant's hash tag (but
+// a publish with a key check on a single Redis: keycheck.go) and is run by one Go method, which
+// its variable sits above.
 
 //go:embed lua/*.lua
 var luaFiles embed.FS

@@ -1,8 +1,8 @@
 -- GCRA rate limiting (the generic cell rate algorithm), as github.com/go-redis/redis_rate v10
 -- does it, whose two scripts these functions are (allowEach its allow, for several events in a
 -- row): its scripts cannot share a round trip with another read, and authentication reads the
--- key's record and counts its requests in one (authenticate.lua). Both run on Redis time, so
--- every process shares one budget per key.
+-- key's record and counts its requests in one (authenticate.lua; a publish's in the publish's
+-- own, publish.lua). Both run on Redis time, so every process shares one budget per key.
 --
 -- Copyright (c) 2013 The github.com/go-redis/redis_rate Authors; from
 -- https://github.com/rwz/redis-gcra/blob/master/vendor/perform_gcra_ratelimit.lua,

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Counts the instructions redis-server executes for the registry's hot paths: an event
 # published in a batch of 100 (registry.BenchmarkPublishBatch) and alone, with an idempotency
-# key (registry.BenchmarkPublishEvent); a delivery taken and recorded by a drain, 16 a batch
+# key (registry.BenchmarkPublishEvent), and alone with its key's check, an API publish's whole
+# round trip (registry.BenchmarkPublishChecked); a delivery taken and recorded by a drain, 16 a batch
 # (registry.BenchmarkDrainBatch); a take's fixed cost and its cost per delivery
 # (registry.BenchmarkTake: takes of 1 and of 16); and an API request's authentication, alone
 # (registry.BenchmarkAuthenticate). The gap between an event alone and one of a batch, and a
@@ -50,6 +51,7 @@ count() {
 }
 count BenchmarkPublishBatch "$PUBLISH" 100 "event published"
 count BenchmarkPublishEvent "$SINGLES" 1 "event published alone"
+count BenchmarkPublishChecked "$SINGLES" 1 "event published alone with its key's check"
 count BenchmarkDrainBatch "$DRAIN" 16 "delivery taken and recorded"
 count BenchmarkTake/1 "$TAKES" 1 "take of 1"
 one=$PER
