@@ -38,8 +38,7 @@ func (s *Server) authenticatePublish(next echo.HandlerFunc) echo.HandlerFunc {
 // the key passes all of authenticate's checks but the rate limit, and requireScope's.
 func (s *Server) deferKey(c echo.Context) bool {
 	k, check, ok := s.cfg.Registry.KnownKey(c.Request().Header.Get("X-API-Key"))
-	if !ok || k.Status != registry.StatusActive || k.TenantStatus != registry.StatusActive ||
-		k.ExpiresAt != nil && !s.cfg.Registry.Now().Before(*k.ExpiresAt) ||
+	if !ok || s.keyRefused(k) != nil || k.TenantStatus != registry.StatusActive ||
 		!ipAllowed(k.AllowedIPAddresses, c.RealIP()) || !k.HasScope(registry.ScopeEventsWrite) {
 		return false
 	}

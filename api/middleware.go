@@ -183,13 +183,8 @@ func (s *Server) checkKey(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	switch {
-	case k.Status == registry.StatusRevoked:
-		return registry.E(registry.CodeKeyRevoked)
-	case k.Status == registry.StatusSuspended:
-		return registry.E(registry.CodeKeySuspended)
-	case k.ExpiresAt != nil && !s.cfg.Registry.Now().Before(*k.ExpiresAt):
-		return registry.E(registry.CodeKeyExpired)
+	if err := s.keyRefused(k); err != nil {
+		return err
 	}
 	status, quota, err := s.tenantOf(ctx, k)
 	if err != nil {
@@ -204,6 +199,20 @@ func (s *Server) checkKey(c echo.Context) error {
 	c.Set(ctxKey, k)
 	c.Set(ctxQuota, quota)
 	return s.applyRate(c, s.limitOf(k.RateLimitPerMinute), rate)
+}
+
+// keyRefused is the first of a key's own checks that k fails, in the contract's order:
+// KEY_REVOKED, KEY_SUSPENDED, KEY_EXPIRED; nil when it passes them.
+func (s *Server) keyRefused(k *registry.APIKey) error {
+	switch {
+	case k.Status == registry.StatusRevoked:
+		return registry.E(registry.CodeKeyRevoked)
+	case k.Status == registry.StatusSuspended:
+		return registry.E(registry.CodeKeySuspended)
+	case k.ExpiresAt != nil && !s.cfg.Registry.Now().Before(*k.ExpiresAt):
+		return registry.E(registry.CodeKeyExpired)
+	}
+	return nil
 }
 
 // rateLimit counts a portal session's request against its bucket's per-minute limit (the
