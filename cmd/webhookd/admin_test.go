@@ -97,6 +97,17 @@ func TestAdminCLI(t *testing.T) {
 	svc.call(t, k1.Key, http.MethodGet, "/api/v1/webhooks", nil).
 		wantError(t, http.StatusUnauthorized, "KEY_REVOKED", "API key has been revoked")
 
+	// A publisher's key, read once by the server: its publishes carry their own authentication,
+	// and a revoke still applies to the very next one.
+	var publisher keyOut
+	mustCLI(t, st.getenv, &publisher, "keys", "create", "--tenant", tenant.ID, "--scopes", "events:write")
+	for range 2 {
+		svc.publish(t, publisher.Key, registry.EventScanCompleted, scanData())
+	}
+	mustCLI(t, st.getenv, &revoked, "keys", "revoke", publisher.ID)
+	svc.call(t, publisher.Key, http.MethodPost, "/api/v1/events", map[string]any{"type": registry.EventScanCompleted,
+		"data": scanData()}).wantError(t, http.StatusUnauthorized, "KEY_REVOKED", "API key has been revoked")
+
 	mustCLI(t, st.getenv, &tenant, "tenants", "suspend", tenant.ID)
 	if tenant.Status != registry.StatusSuspended {
 		t.Errorf("tenants suspend printed status %q", tenant.Status)
