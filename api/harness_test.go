@@ -23,7 +23,6 @@ import (
 	"github.com/cert-ix/webhookd/registry"
 	"github.com/cert-ix/webhookd/registry/registrytest"
 	"github.com/cert-ix/webhookd/signing"
-	"github.com/hibiken/asynq"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -106,7 +105,7 @@ func newEnv(t testing.TB, opts ...option) *env {
 	}))
 	t.Cleanup(e.recv.Close)
 
-	var enq delivery.Enqueuer = asynq.NewClientFromRedisClient(s.client)
+	enq := delivery.NewEnqueuer(s.client)
 	if s.wrapEnqueuer != nil {
 		enq = s.wrapEnqueuer(enq)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/hibiken/asynq"
@@ -11,7 +12,8 @@ import (
 )
 
 // This file is the one place that touches asynq's private parts: the key names and task
-// states of its Redis layout, its lease and heartbeat timings, and a bug in its syncer. It was
+// states of its Redis layout, its lease and heartbeat timings, a bug in its syncer, and the
+// scripts by which its servers dequeue and forward (which wake.go's idler watches). It was
 // written against asynqVersion; TestAsynqVersionPinned fails on any other, so an upgrade
 // starts by checking every assumption here against the new version's internal/rdb and
 // internal/base.
@@ -125,8 +127,12 @@ func (w *Worker) recoverDeadIn(ctx context.Context, q string) (int, error) {
 	if len(args) == 2 {
 		return 0, nil
 	}
-	return requeueDeadScript.Run(ctx, w.cfg.RedisClient,
+	n, err := requeueDeadScript.Run(ctx, w.cfg.RedisClient,
 		[]string{asynqKey(q, "active"), asynqKey(q, "lease"), asynqKey(q, "pending")}, args...).Int()
+	if is := w.idlers.Load(); n > 0 && is != nil {
+		is.wake(q)
+	}
+	return n, err
 }
 
 // liveTasks returns the ids of the tasks that live asynq servers list as running. Hashes of
@@ -203,4 +209,41 @@ func (uncancelHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.Pr
 		defer cancel()
 		return next(ctx, cmds)
 	}
+}
+
+// asynqScript names the scripts of asynq's that the idler watches (wake.go). The idler also
+// counts on asynq v0.26's processor: one goroutine per server dequeues, a round at a time (one
+// call per queue, stopping at the first task), and sleeps TaskCheckInterval after an empty one.
+type asynqScript int
+
+const (
+	asynqOther asynqScript = iota
+	// asynqDequeue is asynq v0.26's dequeueCmd (rdb.Dequeue, one call per queue in a round):
+	// KEYS pending, paused, active, lease; it answers nil for an empty (or paused) queue.
+	asynqDequeue
+	// asynqForward is its forwardCmd (rdb.forward): KEYS a scheduled or retry set, then the
+	// queue's pending list; it answers how many tasks it moved to the pending list.
+	asynqForward
+)
+
+// asynqScriptOf tells which of them cmd runs, by the keys of its EVALSHA (or EVAL, after a
+// NOSCRIPT): go-redis sends them as name, script, number of keys, keys..., arguments....
+func asynqScriptOf(cmd redis.Cmder) asynqScript {
+	args := cmd.Args()
+	if len(args) < 5 || (cmd.Name() != "evalsha" && cmd.Name() != "eval") {
+		return asynqOther
+	}
+	n, _ := args[2].(int)
+	key := func(i int) string {
+		s, _ := args[3+i].(string)
+		return s
+	}
+	switch {
+	case n == 4 && len(args) >= 7 && strings.HasSuffix(key(0), "}:pending") && strings.HasSuffix(key(1), "}:paused"):
+		return asynqDequeue
+	case n == 2 && strings.HasSuffix(key(1), "}:pending") &&
+		(strings.HasSuffix(key(0), "}:scheduled") || strings.HasSuffix(key(0), "}:retry")):
+		return asynqForward
+	}
+	return asynqOther
 }

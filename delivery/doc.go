@@ -49,6 +49,13 @@
 // named so the shards spread over the masters; every worker serves every shard, and those of
 // an earlier shard count until they drain.
 //
+// asynq finds tasks by polling its queues. An idle server here polls once and then waits to
+// be woken (wake.go): the Enqueuer of NewEnqueuer publishes a task's queue on a Redis channel
+// that every worker process subscribes to, asynq's forwarder wakes its server when it moves
+// due retries to the queue, and a server not woken polls again after IdleWait (1 s). An idle
+// process so makes a few dequeue calls a second instead of hundreds, and a new drain starts
+// when it is queued, not at the next poll.
+//
 // # Crash safety
 //
 // Nothing leaves Redis before its work is done. A delivery leaves its queue only in the

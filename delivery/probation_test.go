@@ -64,7 +64,7 @@ func TestEnableAnswersTheStateItLeft(t *testing.T) {
 	evid := st.publish(t, registry.EventScanCompleted, nil).ID
 	st.waitStatus(t, ep.ID, evid, registry.DeliveryHeld)
 	svc, err := NewService(ServiceConfig{Store: st.store, QueueShards: st.shards,
-		Enqueuer: afterEnqueue{asynq.NewClientFromRedisClient(st.rdb), func() {
+		Enqueuer: afterEnqueue{NewEnqueuer(st.rdb), func() {
 			st.waitStatus(t, ep.ID, evid, registry.DeliverySucceeded)
 			eventually(t, "the probation to end", func() bool { return !st.endpointNow(t, ep.ID).Probation })
 		}}})

@@ -183,7 +183,7 @@ func (st *stack) setShards(t *testing.T, n int) {
 	t.Helper()
 	st.shards = n
 	var err error
-	st.svc, err = NewService(ServiceConfig{Store: st.store, Enqueuer: asynq.NewClientFromRedisClient(st.rdb),
+	st.svc, err = NewService(ServiceConfig{Store: st.store, Enqueuer: NewEnqueuer(st.rdb),
 		QueueShards: n})
 	if err != nil {
 		t.Fatal(err)

@@ -106,7 +106,7 @@ func newStack(t *testing.T) *stack {
 // 400ms), a 2s attempt timeout and a concurrency of 8; the rest are the worker's defaults.
 func (st *stack) newWorker(t *testing.T, cfg WorkerConfig) *Worker {
 	t.Helper()
-	cfg.Redis, cfg.Enqueuer = st.asynqOpt, asynq.NewClientFromRedisClient(st.rdb)
+	cfg.Redis, cfg.Enqueuer = st.asynqOpt, NewEnqueuer(st.rdb)
 	if cfg.RedisClient == nil {
 		cfg.RedisClient = st.rdb
 	}

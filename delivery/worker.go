@@ -60,8 +60,12 @@ type WorkerConfig struct {
 	// DrainBudget is how long one drain task works an endpoint's queue before it hands the
 	// queue to a successor task; default and most 10s.
 	DrainBudget time.Duration
-	// TaskCheckInterval is how often an idle worker looks for tasks; default 10ms.
+	// TaskCheckInterval is how long an asynq server pauses after a round of dequeues that found
+	// nothing; default 10ms. The next round then waits to be woken (wake.go).
 	TaskCheckInterval time.Duration
+	// IdleWait is the longest an idle server waits to be woken before it polls its queues
+	// again; default 1s.
+	IdleWait time.Duration
 	// SweepInterval is how often the outbox and orphaned tasks are swept; default 30s.
 	SweepInterval time.Duration
 	UserAgent     string
@@ -110,6 +114,9 @@ func (c *WorkerConfig) setDefaults() error {
 	if c.TaskCheckInterval <= 0 {
 		c.TaskCheckInterval = 10 * time.Millisecond
 	}
+	if c.IdleWait <= 0 {
+		c.IdleWait = time.Second
+	}
 	if c.SweepInterval <= 0 {
 		c.SweepInterval = 30 * time.Second
 	}
@@ -141,6 +148,8 @@ type Worker struct {
 	// goroutines runs the drains' sends and recordings.
 	goroutines *goroutines
 	srvs       []*asynq.Server
+	// idlers are the servers' idle waits, by queue (wake.go), from Run.
+	idlers atomic.Pointer[idlers]
 	// queues is every queue served: the shards, then those of an earlier shard count that
 	// still held tasks when Run began.
 	queues atomic.Pointer[[]string]
@@ -169,12 +178,17 @@ func NewWorker(cfg WorkerConfig) (*Worker, error) {
 func (w *Worker) servers(queues []string) []*asynq.Server {
 	cfg := w.cfg
 	var srvs []*asynq.Server
+	byQueue := idlers{}
 	for i, qs := range spread(queues, cfg.Servers) {
 		n := cfg.Concurrency / cfg.Servers
 		if i < cfg.Concurrency%cfg.Servers {
 			n++
 		}
-		srvs = append(srvs, asynq.NewServer(cfg.Redis, asynq.Config{
+		idle := newIdler(len(qs), cfg.IdleWait, w.stopping)
+		for q := range qs {
+			byQueue[q] = append(byQueue[q], idle)
+		}
+		srvs = append(srvs, asynq.NewServer(idleConnOpt{cfg.Redis, idle}, asynq.Config{
 			Concurrency:              n,
 			Queues:                   qs,
 			TaskCheckInterval:        cfg.TaskCheckInterval,
@@ -186,6 +200,7 @@ func (w *Worker) servers(queues []string) []*asynq.Server {
 			LogLevel:                 asynq.WarnLevel,
 		}))
 	}
+	w.idlers.Store(&byQueue)
 	return srvs
 }
 
@@ -216,6 +231,14 @@ func (w *Worker) Run(ctx context.Context) error {
 	}
 	w.queues.Store(&queues)
 	w.srvs = w.servers(queues)
+	wakes := w.cfg.RedisClient.Subscribe(ctx, wakeChannel)
+	if _, err := wakes.Receive(ctx); err != nil {
+		_ = wakes.Close()
+		return fmt.Errorf("start workers: subscribe to wakes: %w", err)
+	}
+	listening := make(chan struct{})
+	go func() { defer close(listening); w.idlers.Load().listen(wakes) }()
+	defer func() { _ = wakes.Close(); <-listening }()
 	h := w.Handler()
 	for i, srv := range w.srvs {
 		if err := srv.Start(h); err != nil {

@@ -18,7 +18,6 @@ import (
 	"github.com/cert-ix/webhookd/delivery"
 	"github.com/cert-ix/webhookd/registry"
 	"github.com/cert-ix/webhookd/signing"
-	"github.com/hibiken/asynq"
 	"github.com/labstack/echo/v4"
 )
 
@@ -37,7 +36,7 @@ type parts struct {
 	log     *slog.Logger
 	rc      *redisConn
 	store   *registry.Store
-	enq     *asynq.Client
+	enq     delivery.Enqueuer
 	client  *http.Client
 	metrics *metrics
 }
@@ -60,7 +59,6 @@ func serve(ctx context.Context, c *Config, stdout, stderr io.Writer, ready func(
 		return err
 	}
 	defer p.rc.Close()
-	defer p.enq.Close()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	if err := servePprof(ctx, c.PprofAddr, log); err != nil {
@@ -93,7 +91,7 @@ func prepare(ctx context.Context, c *Config, log *slog.Logger, stdout io.Writer,
 		rc.Close()
 		return nil, err
 	}
-	p.enq = asynq.NewClientFromRedisClient(rc.client)
+	p.enq = delivery.NewEnqueuer(rc.client)
 	p.metrics.reg.MustRegister(newStateCollector(rc.client, c.queueShards(), p.store, log))
 	return p, nil
 }
