@@ -163,6 +163,8 @@ func (b *bench) runScenario(ctx context.Context, name string) (*runResult, error
 		return b.ordered(ctx)
 	case "throttled":
 		return b.throttled(ctx)
+	case "idle":
+		return b.idle(ctx)
 	}
 	return nil, fmt.Errorf("unknown scenario %q", name)
 }

@@ -37,7 +37,7 @@ func main() {
 
 // scenarioNames lists every scenario in the order --scenario all runs them.
 var scenarioNames = []string{"flood", "batch", "baseline", "raw", "paced", "fanout", "slow", "failing", "memory", "mixed",
-	"ordered", "throttled"}
+	"ordered", "throttled", "idle"}
 
 // smokeScenarios are the ones --smoke runs: those that check webhookd's correctness, and the
 // raw sender, whose checks the comparisons rest on.
@@ -91,7 +91,7 @@ func parseOptions(args []string, stderr io.Writer) (*options, error) {
 	o := &options{}
 	fs := flag.NewFlagSet("webhookbench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	fs.StringVar(&o.Scenario, "scenario", "all", "flood, batch, baseline, raw, paced, fanout, slow, failing, memory, mixed, ordered, throttled or all (comma-separated list allowed)")
+	fs.StringVar(&o.Scenario, "scenario", "all", "flood, batch, baseline, raw, paced, fanout, slow, failing, memory, mixed, ordered, throttled, idle or all (comma-separated list allowed)")
 	fs.IntVar(&o.Events, "events", 50000, "events published by flood, batch (in requests of 100), baseline and raw (failing publishes events/failing-endpoints; ordered events/2 scans of 2 events to each of its endpoints)")
 	fs.IntVar(&o.Publishers, "publishers", 32, "closed-loop publishers of flood, batch, failing, baseline and ordered")
 	fs.DurationVar(&o.Duration, "duration", 30*time.Second, "how long paced publishes")

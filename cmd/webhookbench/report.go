@@ -99,6 +99,9 @@ func describe(o *options, name string) string {
 		return fmt.Sprintf("%d scans (scan.started, then at once scan.completed, scan.failed for 1 in %d) from %d closed-loop publishers, at most %d scans open at once, "+
 			"to an endpoint with \"ordering\": \"scan\" and, in the same run, to one without ordering (each on a fresh Redis, webhookd and receiver; the first side alternates); "+
 			"ordered ÷ unordered is per run", max(o.Events/2, 1), failedEvery, o.Publishers, o.Scans)
+	case "idle":
+		return fmt.Sprintf("1 endpoint, 1 event delivered, then %s with nothing to do: webhookd's and redis-server's CPU "+
+			"as a share of one core", idleWindow)
 	case "throttled":
 		t := o.newThrottle()
 		return fmt.Sprintf("%g events/s open loop for %s to 2 endpoints, a healthy one and one whose receiver answers %s "+
