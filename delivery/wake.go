@@ -29,7 +29,8 @@ import (
 //   - when RecoverDeadWorkers has put tasks back on their queue.
 //
 // Whatever else puts a task on a queue (asynqmon, a wake lost while Redis was out of reach) is
-// found within IdleWait.
+// found within IdleWait. The pause after an empty round (TaskCheckInterval) is short, 1 ms: the
+// round after it waits anyway, and a task queued during the pause would wait it out.
 
 // wakeChannel is the Redis channel of wakes: a message is a comma-separated list of queues.
 const wakeChannel = "webhookd:wake"

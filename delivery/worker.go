@@ -61,7 +61,8 @@ type WorkerConfig struct {
 	// queue to a successor task; default and most 10s.
 	DrainBudget time.Duration
 	// TaskCheckInterval is how long an asynq server pauses after a round of dequeues that found
-	// nothing; default 10ms. The next round then waits to be woken (wake.go).
+	// nothing; default 1ms. The next round then waits to be woken (wake.go), so the pause costs
+	// no polling, and a short one keeps a task queued during it from waiting it out.
 	TaskCheckInterval time.Duration
 	// IdleWait is the longest an idle server waits to be woken before it polls its queues
 	// again; default 1s.
@@ -112,7 +113,7 @@ func (c *WorkerConfig) setDefaults() error {
 		c.DrainBudget = drainBudget // the drain task's timeout allows no more
 	}
 	if c.TaskCheckInterval <= 0 {
-		c.TaskCheckInterval = 10 * time.Millisecond
+		c.TaskCheckInterval = time.Millisecond
 	}
 	if c.IdleWait <= 0 {
 		c.IdleWait = time.Second
