@@ -226,12 +226,13 @@ const (
 	asynqForward
 )
 
-// asynqScriptOf tells which of them cmd runs, by the keys of its EVALSHA (or EVAL, after a
-// NOSCRIPT): go-redis sends them as name, script, number of keys, keys..., arguments....
-func asynqScriptOf(cmd redis.Cmder) asynqScript {
+// asynqScriptOf tells which of them cmd runs, and on which queue, by the keys of its EVALSHA
+// (or EVAL, after a NOSCRIPT): go-redis sends them as name, script, number of keys, keys...,
+// arguments....
+func asynqScriptOf(cmd redis.Cmder) (asynqScript, string) {
 	args := cmd.Args()
 	if len(args) < 5 || (cmd.Name() != "evalsha" && cmd.Name() != "eval") {
-		return asynqOther
+		return asynqOther, ""
 	}
 	n, _ := args[2].(int)
 	key := func(i int) string {
@@ -239,11 +240,23 @@ func asynqScriptOf(cmd redis.Cmder) asynqScript {
 		return s
 	}
 	switch {
-	case n == 4 && len(args) >= 7 && strings.HasSuffix(key(0), "}:pending") && strings.HasSuffix(key(1), "}:paused"):
-		return asynqDequeue
-	case n == 2 && strings.HasSuffix(key(1), "}:pending") &&
-		(strings.HasSuffix(key(0), "}:scheduled") || strings.HasSuffix(key(0), "}:retry")):
-		return asynqForward
+	case n == 4 && len(args) >= 7 && strings.HasSuffix(key(1), "}:paused"):
+		if q, ok := asynqQueueOf(key(0), "pending"); ok {
+			return asynqDequeue, q
+		}
+	case n == 2 && (strings.HasSuffix(key(0), "}:scheduled") || strings.HasSuffix(key(0), "}:retry")):
+		if q, ok := asynqQueueOf(key(1), "pending"); ok {
+			return asynqForward, q
+		}
 	}
-	return asynqOther
+	return asynqOther, ""
+}
+
+// asynqQueueOf is the queue of key, one of its asynqKey(queue, name).
+func asynqQueueOf(key, name string) (string, bool) {
+	q, ok := strings.CutPrefix(key, "asynq:{")
+	if !ok {
+		return "", false
+	}
+	return strings.CutSuffix(q, "}:"+name)
 }

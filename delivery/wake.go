@@ -21,9 +21,11 @@ import (
 // has passed (idler, a go-redis hook on the server's own client). It is woken:
 //
 //   - when a task is queued to run now by an Enqueuer of NewEnqueuer, which publishes the
-//     task's queue on wakeChannel; every worker process subscribes (Worker.Run) and wakes its
-//     servers of that queue. One process's wakes coalesce: while one is being published, those
-//     that follow are published next, together;
+//     task's queue on wakeChannel; every worker process subscribes (Worker.Run) and wakes one
+//     of its servers of that queue that waits, which wakes another when it finds a task, so a
+//     burst spreads over the servers and a lone task costs two dequeues, not one per server.
+//     One process's wakes coalesce: while one is being published, those that follow are
+//     published next, together;
 //   - when asynq's forwarder, which every second moves tasks that have come due (retry timers,
 //     asynq's own retries) to their queue, moved some (seen by the same hook);
 //   - when RecoverDeadWorkers has put tasks back on their queue.
@@ -99,13 +101,29 @@ func (s *wakeSender) send() {
 // idlers are a worker process's asynq servers, by the queues they serve.
 type idlers map[string][]*idler
 
-// wake wakes the servers of the queues in msg (a message on wakeChannel).
+// wake wakes, for each queue in msg (a message on wakeChannel), one of its servers that waits;
+// when none does, it wakes them all, so that none waits after the round it is in.
 func (is idlers) wake(msg string) {
 	for q := range strings.SplitSeq(msg, ",") {
-		for _, i := range is[q] {
-			i.wake()
+		if !is.wakeWaiting(q) {
+			for _, i := range is[q] {
+				i.wake()
+			}
 		}
 	}
+}
+
+// wakeWaiting wakes one server of queue q that waits to be woken; false when none does. A
+// server that finds a task wakes the next (idler.dequeue), so a burst spreads over them while a
+// single task costs two dequeues, not one per server.
+func (is idlers) wakeWaiting(q string) bool {
+	for _, i := range is[q] {
+		if i.idle.Load() {
+			i.wake()
+			return true
+		}
+	}
+	return false
 }
 
 // listen wakes the servers as wakes arrive on sub, until sub is closed.
@@ -123,9 +141,11 @@ type idler struct {
 	idleWait time.Duration
 	stopping <-chan struct{}
 
+	peers idlers // the process's servers, by queue
+
 	mu    sync.Mutex
 	woken chan struct{} // closed at a wake, then replaced
-	idle  atomic.Bool   // waiting in wait (tests)
+	idle  atomic.Bool   // waiting in wait
 
 	// Used by the server's one dequeuing goroutine only.
 	empty int           // dequeues in a row that found nothing
@@ -149,8 +169,9 @@ func (i *idler) current() chan struct{} {
 	return i.woken
 }
 
-// dequeue runs one of the server's dequeue calls, after waiting if the last round found nothing.
-func (i *idler) dequeue(ctx context.Context, cmd redis.Cmder, next redis.ProcessHook) error {
+// dequeue runs one of the server's dequeue calls, on queue q, after waiting if the last round
+// found nothing. When it finds a task, it wakes a server of q that waits: there may be more.
+func (i *idler) dequeue(ctx context.Context, cmd redis.Cmder, q string, next redis.ProcessHook) error {
 	if i.empty >= i.queues {
 		i.wait()
 		i.empty = 0
@@ -159,9 +180,13 @@ func (i *idler) dequeue(ctx context.Context, cmd redis.Cmder, next redis.Process
 		i.since = i.current()
 	}
 	err := next(ctx, cmd)
-	if errors.Is(err, redis.Nil) {
+	switch {
+	case errors.Is(err, redis.Nil):
 		i.empty++
-	} else {
+	case err == nil:
+		i.empty = 0
+		i.peers.wakeWaiting(q)
+	default:
 		i.empty = 0
 	}
 	return err
@@ -184,9 +209,9 @@ func (i *idler) DialHook(next redis.DialHook) redis.DialHook { return next }
 
 func (i *idler) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 	return func(ctx context.Context, cmd redis.Cmder) error {
-		switch asynqScriptOf(cmd) {
+		switch script, q := asynqScriptOf(cmd); script {
 		case asynqDequeue:
-			return i.dequeue(ctx, cmd, next)
+			return i.dequeue(ctx, cmd, q, next)
 		case asynqForward:
 			err := next(ctx, cmd)
 			if c, ok := cmd.(*redis.Cmd); ok {

@@ -2,11 +2,13 @@ package delivery
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"testing"
 	"time"
 
 	"github.com/cert-ix/webhookd/registry"
+	"github.com/redis/go-redis/v9"
 )
 
 // idleWorker runs a worker whose idle servers wait a minute unless woken (longer than any wait
@@ -125,5 +127,52 @@ func TestWakeSenderCoalesces(t *testing.T) {
 	}
 	if s.sending {
 		t.Error("the sender still counts as sending with nothing left to send")
+	}
+}
+
+// TestWakeOneWaitingServer: a wake goes to one server of the queue that waits, or to all of them
+// when none does; a server that finds a task wakes one more that waits, and one that finds
+// nothing wakes none.
+func TestWakeOneWaitingServer(t *testing.T) {
+	a, b, c := newIdler(1, time.Minute, nil), newIdler(1, time.Minute, nil), newIdler(1, time.Minute, nil)
+	is := idlers{"q": {a, b, c}}
+	for _, i := range is["q"] {
+		i.peers = is
+	}
+	closed := func(ch chan struct{}) bool {
+		select {
+		case <-ch:
+			return true
+		default:
+			return false
+		}
+	}
+
+	b.idle.Store(true)
+	c.idle.Store(true)
+	chA, chB, chC := a.current(), b.current(), c.current()
+	is.wake("q")
+	if got := []bool{closed(chA), closed(chB), closed(chC)}; got[0] || !got[1] || got[2] {
+		t.Errorf("with b and c waiting, a wake woke a, b, c = %v; want b alone", got)
+	}
+
+	b.idle.Store(false)
+	c.idle.Store(false)
+	chA, chB, chC = a.current(), b.current(), c.current()
+	is.wake("q")
+	if got := []bool{closed(chA), closed(chB), closed(chC)}; !got[0] || !got[1] || !got[2] {
+		t.Errorf("with none waiting, a wake woke a, b, c = %v; want all", got)
+	}
+
+	c.idle.Store(true)
+	chC = c.current()
+	found := func(context.Context, redis.Cmder) error { return nil }
+	if err := a.dequeue(t.Context(), nil, "q", found); err != nil || !closed(chC) {
+		t.Errorf("a found a task (err %v): c woken %v; want woken", err, closed(chC))
+	}
+	chC = c.current()
+	empty := func(context.Context, redis.Cmder) error { return redis.Nil }
+	if err := a.dequeue(t.Context(), nil, "q", empty); !errors.Is(err, redis.Nil) || closed(chC) {
+		t.Errorf("a found nothing (err %v): c woken %v; want not woken", err, closed(chC))
 	}
 }

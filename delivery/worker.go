@@ -180,12 +180,14 @@ func (w *Worker) servers(queues []string) []*asynq.Server {
 	cfg := w.cfg
 	var srvs []*asynq.Server
 	byQueue := idlers{}
+	var all []*idler
 	for i, qs := range spread(queues, cfg.Servers) {
 		n := cfg.Concurrency / cfg.Servers
 		if i < cfg.Concurrency%cfg.Servers {
 			n++
 		}
 		idle := newIdler(len(qs), cfg.IdleWait, w.stopping)
+		all = append(all, idle)
 		for q := range qs {
 			byQueue[q] = append(byQueue[q], idle)
 		}
@@ -200,6 +202,9 @@ func (w *Worker) servers(queues []string) []*asynq.Server {
 			Logger:                   asynqLogger{cfg.Logger},
 			LogLevel:                 asynq.WarnLevel,
 		}))
+	}
+	for _, i := range all {
+		i.peers = byQueue
 	}
 	w.idlers.Store(&byQueue)
 	return srvs

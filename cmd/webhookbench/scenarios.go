@@ -47,7 +47,7 @@ func (b *bench) saturate(ctx context.Context, label, rttName string, load func(e
 }
 
 // paced publishes --rate events per second for --duration, open loop, to one endpoint: the
-// latency a tenant sees under ordinary load.
+// latency a tenant sees under ordinary load, and what a delivery costs there.
 func (b *bench) paced(ctx context.Context) (*runResult, error) {
 	e, err := b.setup(ctx, "all", nil)
 	if err != nil {
@@ -62,14 +62,17 @@ func (b *bench) paced(ctx context.Context) (*runResult, error) {
 	if _, err := e.register(ctx, rcv, ls, 200); err != nil {
 		return nil, err
 	}
+	before := b.snap(ctx, e.wd)
 	load := publishPaced(ctx, b.opt.Rate, b.opt.Duration, 256, e.publisher())
 	done := e.await(ctx, len(load.ids))
+	after := b.snap(ctx, e.wd)
 	t := e.settle(ctx, load.ids, ls)
 	r := &runResult{}
 	r.addLoad("publish accepted", load)
 	r.addLatency("publish round trip", load.rtts)
 	r.addLatency("latency", t.latencies)
 	r.addTally("", t)
+	r.addCost(before, after, t.delivered)
 	r.addReceiverProblems(e.rec, load.ids)
 	e.checkAlive(r)
 	r.addRSS(e.wd)
