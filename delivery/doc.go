@@ -52,8 +52,8 @@
 // asynq finds tasks by polling its queues. An idle server here polls once and then waits to
 // be woken (wake.go): the Enqueuer of NewEnqueuer publishes a task's queue on a Redis channel
 // that every worker process subscribes to (each wakes one of its servers of the queue, which
-// wakes the next when it finds a task), asynq's forwarder wakes its server when it moves
-// due retries to the queue, and a server not woken polls again after IdleWait (1 s). An idle
+// wakes the next when it finds a task), asynq's forwarder wakes one when it moves due
+// retries to the queue, and a server not woken polls again after IdleWait (1 s). An idle
 // process so makes a few dequeue calls a second instead of hundreds, and a new drain starts
 // when it is queued, not at the next poll.
 //

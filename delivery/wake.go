@@ -27,7 +27,8 @@ import (
 //     One process's wakes coalesce: while one is being published, those that follow are
 //     published next, together;
 //   - when asynq's forwarder, which every second moves tasks that have come due (retry timers,
-//     asynq's own retries) to their queue, moved some (seen by the same hook);
+//     asynq's own retries) to their queue, moved some (seen by the same hook): as for a wake
+//     from the channel, one server of the queue that waits;
 //   - when RecoverDeadWorkers has put tasks back on their queue.
 //
 // Whatever else puts a task on a queue (asynqmon, a wake lost while Redis was out of reach) is
@@ -216,7 +217,7 @@ func (i *idler) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 			err := next(ctx, cmd)
 			if c, ok := cmd.(*redis.Cmd); ok {
 				if n, _ := c.Int(); n > 0 {
-					i.wake()
+					i.peers.wake(q) // a waiting server of q, this one or another: this one may be busy
 				}
 			}
 			return err
