@@ -129,6 +129,26 @@ func (e *env) settle(ctx context.Context, events, labels []string) tally {
 	return e.rec.check(events, labels)
 }
 
+// oneEndpoint sets up webhookd (role all, default settings) with one receiver and one endpoint
+// on it, labelled label; it returns the env (which the caller closes) and the endpoint's id.
+func (b *bench) oneEndpoint(ctx context.Context, label string) (*env, string, error) {
+	e, err := b.setup(ctx, "all", nil)
+	if err != nil {
+		return nil, "", err
+	}
+	rcv, err := e.receiver(receiverConfig{})
+	if err != nil {
+		e.close(ctx)
+		return nil, "", err
+	}
+	eids, err := e.register(ctx, rcv, []string{label}, 200)
+	if err != nil {
+		e.close(ctx)
+		return nil, "", err
+	}
+	return e, eids[0], nil
+}
+
 // checkAlive records a webhookd that exited during the run, with the end of its log.
 func (e *env) checkAlive(r *runResult) {
 	if e.wd == nil || !e.wd.exited() {

@@ -12,19 +12,12 @@ const idleWindow = 10 * time.Second
 // it, then idleWindow without traffic, over which it reports webhookd's and redis-server's CPU
 // (as a share of one core) and the Redis commands a second.
 func (b *bench) idle(ctx context.Context) (*runResult, error) {
-	e, err := b.setup(ctx, "all", nil)
+	e, _, err := b.oneEndpoint(ctx, "idle")
 	if err != nil {
 		return nil, err
 	}
 	defer e.close(ctx)
-	rcv, err := e.receiver(receiverConfig{})
-	if err != nil {
-		return nil, err
-	}
 	ls := []string{"idle"}
-	if _, err := e.register(ctx, rcv, ls, 200); err != nil {
-		return nil, err
-	}
 	id, err := e.publisher()(ctx, time.Now(), 0)
 	if err != nil {
 		return nil, err

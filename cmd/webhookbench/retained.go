@@ -53,27 +53,19 @@ func (b *bench) retainedWith(ctx context.Context, r *runResult, lp int) error {
 		defer restore()
 		suffix = fmt.Sprintf(", hash-max-listpack-value %d", lp)
 	}
-	e, err := b.setup(ctx, "all", nil)
+	e, eid, err := b.oneEndpoint(ctx, "retained")
 	if err != nil {
 		return err
 	}
 	defer e.close(ctx)
-	rcv, err := e.receiver(receiverConfig{})
-	if err != nil {
-		return err
-	}
-	eids, err := e.register(ctx, rcv, []string{"retained"}, 200)
-	if err != nil {
-		return err
-	}
 	// A first, unmeasured phase grows webhookd's connection pools and makes the shared keys.
-	if _, err := e.retainedPhase(ctx, eids[0], 150, 8*b.opt.Publishers, 0); err != nil {
+	if _, err := e.retainedPhase(ctx, eid, 150, 8*b.opt.Publishers, 0); err != nil {
 		return err
 	}
 	done := 8 * b.opt.Publishers
 	for _, p := range retainedPayloads {
 		m := b.opt.RetainedEvents
-		grew, err := e.retainedPhase(ctx, eids[0], p.bytes, m, done)
+		grew, err := e.retainedPhase(ctx, eid, p.bytes, m, done)
 		if err != nil {
 			return fmt.Errorf("%s payload: %w", p.label, err)
 		}

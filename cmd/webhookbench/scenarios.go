@@ -17,19 +17,12 @@ func (b *bench) flood(ctx context.Context) (*runResult, error) {
 // publishes, every delivery awaited and checked, and the figures every throughput scenario
 // reports (rttName names the publishing round trip).
 func (b *bench) saturate(ctx context.Context, label, rttName string, load func(e *env) *loadResult) (*runResult, error) {
-	e, err := b.setup(ctx, "all", nil)
+	e, _, err := b.oneEndpoint(ctx, label)
 	if err != nil {
 		return nil, err
 	}
 	defer e.close(ctx)
-	rcv, err := e.receiver(receiverConfig{})
-	if err != nil {
-		return nil, err
-	}
 	ls := []string{label}
-	if _, err := e.register(ctx, rcv, ls, 200); err != nil {
-		return nil, err
-	}
 	before := b.snap(ctx, e.wd)
 	l := load(e)
 	b.logf("%s: %d events accepted at %.0f/s; waiting for deliveries", label, len(l.ids), l.rate())
@@ -49,19 +42,12 @@ func (b *bench) saturate(ctx context.Context, label, rttName string, load func(e
 // paced publishes --rate events per second for --duration, open loop, to one endpoint: the
 // latency a tenant sees under ordinary load, and what a delivery costs there.
 func (b *bench) paced(ctx context.Context) (*runResult, error) {
-	e, err := b.setup(ctx, "all", nil)
+	e, _, err := b.oneEndpoint(ctx, "paced")
 	if err != nil {
 		return nil, err
 	}
 	defer e.close(ctx)
-	rcv, err := e.receiver(receiverConfig{})
-	if err != nil {
-		return nil, err
-	}
 	ls := []string{"paced"}
-	if _, err := e.register(ctx, rcv, ls, 200); err != nil {
-		return nil, err
-	}
 	before := b.snap(ctx, e.wd)
 	load := publishPaced(ctx, b.opt.Rate, b.opt.Duration, 256, e.publisher())
 	done := e.await(ctx, len(load.ids))
