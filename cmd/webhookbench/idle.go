@@ -50,11 +50,7 @@ func (r *runResult) addIdle(before, after snapshot, d time.Duration) {
 		return
 	}
 	delta := commandDelta(before, after)
-	var total int64
-	for _, n := range delta {
-		total += n
-	}
-	r.add("redis commands/s, idle", "/s", float64(total)/d.Seconds())
+	r.add("redis commands/s, idle", "/s", float64(totalCalls(delta))/d.Seconds())
 	r.add("redis EVALSHA/s, idle", "/s", float64(delta["evalsha"]+delta["eval"])/d.Seconds())
 	r.note("redis commands a second, most frequent: %s", topCommands(delta, int(d.Seconds()), 6))
 }

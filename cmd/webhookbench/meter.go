@@ -129,10 +129,7 @@ func (r *runResult) addCost(before, after snapshot, deliveries int) {
 		return
 	}
 	delta := commandDelta(before, after)
-	var total int64
-	for _, d := range delta {
-		total += d
-	}
+	total := totalCalls(delta)
 	if after.calls != nil {
 		r.add("redis commands/delivery", "", float64(total)/float64(deliveries))
 		r.add("redis EVALSHA/delivery", "", float64(delta["evalsha"]+delta["eval"])/float64(deliveries))
@@ -174,6 +171,15 @@ func commandDelta(before, after snapshot) map[string]int64 {
 		}
 	}
 	return delta
+}
+
+// totalCalls is the number of commands in delta.
+func totalCalls(delta map[string]int64) int64 {
+	var total int64
+	for _, d := range delta {
+		total += d
+	}
+	return total
 }
 
 func topCommands(delta map[string]int64, deliveries, n int) string {
